@@ -1,0 +1,124 @@
+/*
+ * http.h — the HTTP server every role serves its REST API with.
+ *
+ * libmicrohttpd underneath (epoll, a thread pool sized to the cores).  A
+ * role hands the server a static table of routes; the server matches the
+ * method and path, checks the caller's token against the route's access
+ * level, parses a JSON body, calls the handler, and turns the handler's
+ * ems_rc into a status and the JSON error envelope
+ *     {"error":{"code":"not_found","message":"device 7f… not found"}}
+ *
+ * Every server also answers GET /healthz (always 200), GET /readyz (200 only
+ * while every registered readiness check passes, else 503) and GET /metrics
+ * (Prometheus text).  With a static_dir it serves the web app for GET paths
+ * outside /api: files with their content type, no path traversal, and
+ * index.html for unknown paths (client-side routing).
+ *
+ * Handlers run on the pool's threads, several at once.
+ */
+#ifndef EMS_HTTP_H
+#define EMS_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "auth.h"
+#include "result.h"
+
+typedef enum {
+    EMS_ACCESS_ANY,    /* anyone; `who` is filled if a valid token came along */
+    EMS_ACCESS_USER,   /* a valid token, client or admin (else 401) */
+    EMS_ACCESS_ADMIN,  /* an admin token (401 without a valid token, 403 for a client) */
+    EMS_ACCESS_INGEST, /* "Bearer <ingest_token>" or an admin token */
+} ems_access;
+
+#define EMS_HTTP_MAX_PARAMS 4
+
+typedef struct ems_req {
+    const char *method;
+    const char *path;                           /* without the query string */
+    const char *param[EMS_HTTP_MAX_PARAMS];     /* path parameters in pattern order */
+    json_t *body;                               /* parsed JSON body, NULL if none was sent */
+    ems_principal who;                          /* who.role == EMS_ROLE_NONE when anonymous */
+    const char *token;                          /* the bearer token as sent, or NULL */
+    int ingest;                                 /* 1 if authenticated with the ingest token */
+    void *impl;                                 /* the server's own */
+} ems_req;
+
+typedef struct ems_resp ems_resp; /* owned by the server */
+
+/* Query-string argument (URL-decoded) or NULL. */
+const char *ems_req_query(const ems_req *r, const char *name);
+/* Request header (case-insensitive name) or NULL. */
+const char *ems_req_header(const ems_req *r, const char *name);
+/* The caller's IP address as text. */
+const char *ems_req_ip(const ems_req *r);
+
+/*
+ * Unpacks req->body with json_unpack_ex(JSON_STRICT) and the given format.
+ * On failure fills the error message ("field 'name': ..." as jansson says it)
+ * and returns EMS_BAD_REQUEST; a missing body is EMS_BAD_REQUEST too.
+ */
+ems_rc ems_req_unpack(ems_req *r, ems_resp *resp, const char *fmt, ...);
+
+/* Replies.  Each returns EMS_OK so that a handler can `return ems_reply_json(...)`. */
+ems_rc ems_reply_json(ems_resp *resp, int status, json_t *body);            /* steals body */
+ems_rc ems_reply_raw(ems_resp *resp, int status, const char *content_type, char *data,
+                     size_t len);                                          /* takes data (malloc'd) */
+ems_rc ems_reply_empty(ems_resp *resp, int status);                         /* e.g. 204 */
+ems_rc ems_reply_header(ems_resp *resp, const char *name, const char *value); /* copies both */
+
+/*
+ * Records the message for the error envelope and returns rc, so that a
+ * handler can `return ems_fail(resp, EMS_NOT_FOUND, "device %s not found", id);`
+ * The first message recorded for a response stands: a caller may wrap a
+ * failure in a general message without hiding the specific one.
+ */
+ems_rc ems_fail(ems_resp *resp, ems_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+typedef ems_rc (*ems_handler)(ems_req *req, ems_resp *resp, void *ctx);
+
+/*
+ * A route.  In the pattern, {name} matches one non-empty path segment; a
+ * literal may follow it in the same segment ("/api/consumption/{id}.csv").
+ * The first matching route wins.  A path that matches with another method
+ * gets 405.
+ */
+typedef struct ems_route {
+    const char *method;
+    const char *pattern;
+    ems_access access;
+    ems_handler handler;
+} ems_route;
+
+typedef struct ems_http_opts {
+    const char *bind;          /* address to listen on; NULL = "127.0.0.1" */
+    int port;                  /* 0 = any free port (see ems_http_port) */
+    unsigned threads;          /* 0 = number of cores */
+    size_t max_body;           /* bytes; 0 = 1 MiB; larger bodies get 413 */
+    size_t max_header;         /* bytes of headers per request; 0 = 16 KiB */
+    unsigned max_conns;        /* 0 = 4096 */
+    unsigned timeout_s;        /* idle connection timeout; 0 = 30 */
+    const char *static_dir;    /* web app files, or NULL */
+    ems_jwt *jwt;              /* token verifier; NULL: only EMS_ACCESS_ANY routes work */
+    const char *ingest_token;  /* secret for EMS_ACCESS_INGEST, or NULL */
+} ems_http_opts;
+
+typedef struct ems_http ems_http;
+
+/* Called after a token verified: EMS_OK to accept, EMS_UNAUTHORIZED if revoked. */
+typedef ems_rc (*ems_token_check)(const ems_principal *who, void *ctx);
+/* Readiness check: 1 = ready; on 0 writes a short reason into why. */
+typedef int (*ems_ready_check)(void *ctx, char *why, size_t len);
+
+ems_http *ems_http_new(const ems_http_opts *opts);
+/* Adds routes (the table must outlive the server); ctx is passed to their handlers. */
+ems_rc ems_http_routes(ems_http *h, const ems_route *routes, size_t n, void *ctx);
+void ems_http_token_check(ems_http *h, ems_token_check fn, void *ctx);
+ems_rc ems_http_ready_check(ems_http *h, ems_ready_check fn, void *ctx);
+/* Starts listening.  EMS_UNAVAILABLE if the port cannot be bound. */
+ems_rc ems_http_start(ems_http *h, char *err, size_t errlen);
+int ems_http_port(const ems_http *h);
+void ems_http_free(ems_http *h); /* stops it first; accepts NULL */
+
+#endif
