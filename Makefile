@@ -32,3 +32,10 @@ cluster: deps build
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# docs/deployment.svg from docs/deployment.puml (needs: apt-get install plantuml graphviz).
+diagram:
+	plantuml -tsvg docs/deployment.puml
+
+cluster-stop:
+	bash deploy/local/cluster.sh stop

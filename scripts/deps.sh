@@ -11,7 +11,7 @@ pkgs=(
   libjwt-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libicu-dev libssl-dev
   libcmocka-dev rabbitmq-server nginx wrk
   python3 openssl gettext-base procps iproute2
-  chromium
+  chromium docker-compose
 )
 # Node.js and npm build and test the web app; keep a newer Node that is already installed.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

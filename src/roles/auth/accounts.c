@@ -273,7 +273,7 @@ ems_rc auth_account_patch(ems_req *req, ems_resp *resp, void *ctx) {
         rc = other_admins(db, id, &admins);
     if (!rc && admins == 0) rc = ems_fail(resp, EMS_CONFLICT, "cannot demote the last administrator");
     /* Credentials or role changed: earlier tokens stop working. */
-    int bump = in.password || (in.role && strcmp(in.role, ems_rows_text(rows, 0, 1)) != 0);
+    int bump = !rc && (in.password || (in.role && strcmp(in.role, ems_rows_text(rows, 0, 1)) != 0));
     if (!rc)
         rc = ems_db_exec(db,
                          "UPDATE accounts SET username = COALESCE($1, username), "

@@ -113,7 +113,7 @@ ems_rc devices_list(ems_req *req, ems_resp *resp, void *ctx) {
     } else {
         owner = req->who.id; /* a client sees its own devices, whatever it asks */
     }
-#define DEVICE_FILTER " FROM devices WHERE ($1 IS NULL OR owner_id = $1) AND ($2 = 0 OR owner_id IS NULL)"
+#define DEVICE_FILTER " FROM devices WHERE (CAST($1 AS TEXT) IS NULL OR owner_id = $1) AND ($2 = 0 OR owner_id IS NULL)"
     ems_db *db = ems_store_get(d->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
     ems_rows *rows = NULL, *count = NULL;
