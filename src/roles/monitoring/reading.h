@@ -1,0 +1,43 @@
+/*
+ * reading.h — meter readings as they travel the bus.
+ *
+ * Accepted forms, one reading or an array of them per message:
+ *   the seed's      {"timestamp": <epoch ms | ISO-8601>, "device_id": "<uuid>", "measurement_value": <kWh>}
+ *   the original's  {"deviceId": "<uuid>", "timestamp": <epoch ms | ISO-8601>, "value": <kWh>}
+ * A message is taken whole or refused whole: one bad reading refuses it, so
+ * that a dead-lettered message can be replayed as it was.
+ */
+#ifndef EMS_MONITORING_READING_H
+#define EMS_MONITORING_READING_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "result.h"
+
+#define READINGS_MAX_PER_MESSAGE 100000
+
+typedef struct reading {
+    char device_id[EMS_ID_LEN]; /* lower-case canonical UUID */
+    int64_t ts_ms;              /* UTC epoch milliseconds */
+    double kwh;                 /* energy used in the interval before ts */
+} reading;
+
+/*
+ * Parses a message body.  On success *out is a malloc'd array of *n
+ * readings (n ≥ 1).  On failure returns EMS_BAD_REQUEST and a reason in err.
+ */
+ems_rc readings_parse(const char *body, size_t len, reading **out, size_t *n, char *err, size_t errlen);
+
+/* Parses the same from a JSON value already loaded. */
+ems_rc readings_parse_json(const json_t *root, reading **out, size_t *n, char *err, size_t errlen);
+
+/* Serializes readings in the seed's form (epoch ms) as a compact JSON array; malloc'd. */
+char *readings_dump(const reading *r, size_t n, size_t *len);
+
+/* ISO-8601 date-time ("2026-11-27T10:00:00Z", "...T10:00:00.5+05:45", no zone = UTC) → epoch ms. */
+int iso8601_parse(const char *s, int64_t *ms);
+
+#endif
