@@ -27,6 +27,8 @@
 
 #define RELAY_BATCH 100
 #define RELAY_IDLE_MS 1000
+/* A flush relays at most this many batches on the caller's thread. */
+#define FLUSH_PASSES 4
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 /* A bus queue name: an AMQP short string less the ".dlq" suffix. */
@@ -36,7 +38,8 @@ struct ems_outbox {
     ems_store *store;
     ems_bus *bus;
     pthread_t thread;
-    pthread_mutex_t mu; /* guards stop and kicked */
+    pthread_mutex_t mu;       /* guards stop and kicked */
+    pthread_mutex_t relay_mu; /* one relay pass at a time: the thread's or a flush */
     pthread_cond_t cv;  /* on CLOCK_MONOTONIC */
     int stop, kicked;
 };
@@ -161,7 +164,9 @@ static void *relay_main(void *arg) {
         if (stop) break;
 
         int full = 0;
+        pthread_mutex_lock(&o->relay_mu);
         ems_rc rc = relay_batch(o, &full);
+        pthread_mutex_unlock(&o->relay_mu);
         long wait;
         if (rc == EMS_OK) {
             if (backoff) ems_log(EMS_LOG_INFO, "outbox.resumed", "engine=%s", ems_store_engine_name(o->store));
@@ -193,9 +198,11 @@ ems_rc ems_outbox_start(ems_store *store, ems_bus *bus, ems_outbox **out) {
     pthread_cond_init(&o->cv, &attr);
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&o->mu, NULL);
+    pthread_mutex_init(&o->relay_mu, NULL);
     if (pthread_create(&o->thread, NULL, relay_main, o) != 0) {
         pthread_cond_destroy(&o->cv);
         pthread_mutex_destroy(&o->mu);
+        pthread_mutex_destroy(&o->relay_mu);
         free(o);
         return EMS_INTERNAL;
     }
@@ -220,5 +227,17 @@ void ems_outbox_stop(ems_outbox *o) {
     pthread_join(o->thread, NULL);
     pthread_cond_destroy(&o->cv);
     pthread_mutex_destroy(&o->mu);
+    pthread_mutex_destroy(&o->relay_mu);
     free(o);
+}
+
+ems_rc ems_outbox_flush(ems_outbox *o) {
+    if (!o) return EMS_OK;
+    int full = 1;
+    ems_rc rc = EMS_OK;
+    pthread_mutex_lock(&o->relay_mu);
+    for (int pass = 0; pass < FLUSH_PASSES && full && rc == EMS_OK; pass++) rc = relay_batch(o, &full);
+    pthread_mutex_unlock(&o->relay_mu);
+    if (rc != EMS_OK || full) ems_outbox_kick(o); /* the thread finishes the job */
+    return rc;
 }

@@ -41,6 +41,13 @@ typedef struct ems_outbox ems_outbox;
 ems_rc ems_outbox_start(ems_store *store, ems_bus *bus, ems_outbox **out);
 /* Wakes the relay now (call after a commit that added events). */
 void ems_outbox_kick(ems_outbox *o);
+/*
+ * Publishes pending events now, on the caller's thread (after a commit in a
+ * request handler: in embedded mode the consumers have then applied them
+ * before the response goes out).  On failure the relay thread retries later;
+ * the result is for logging only.
+ */
+ems_rc ems_outbox_flush(ems_outbox *o);
 /* Number of events not yet published (for tests and /metrics). */
 long ems_outbox_pending(ems_outbox *o);
 void ems_outbox_stop(ems_outbox *o); /* accepts NULL */

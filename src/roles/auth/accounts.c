@@ -157,7 +157,7 @@ static ems_rc create_account(auth_role *a, const account_input *in, ems_principa
     if (!rc) rc = ems_db_commit(db);
     ems_store_put(a->env->store, db);
     if (rc) return rc;
-    ems_outbox_kick(a->env->outbox);
+    (void)ems_outbox_flush(a->env->outbox);
     ver_remember(a, p->id, 1);
     ems_log(EMS_LOG_INFO, "auth.account_created", "id=%s role=%s", p->id, in->role);
     return EMS_OK;
@@ -291,7 +291,7 @@ ems_rc auth_account_patch(ems_req *req, ems_resp *resp, void *ctx) {
     ems_rows_free(rows);
     if (rc == EMS_CONFLICT && in.username) return ems_fail(resp, rc, "username '%s' is taken", in.username);
     if (rc) return ems_fail(resp, rc, "cannot update account %s", id);
-    ems_outbox_kick(a->env->outbox);
+    (void)ems_outbox_flush(a->env->outbox);
     if (bump) ver_forget(a, id);
     return ems_reply_json(resp, 200, body);
 }
@@ -314,7 +314,7 @@ ems_rc auth_account_delete(ems_req *req, ems_resp *resp, void *ctx) {
     ems_store_put(a->env->store, db);
     ems_rows_free(rows);
     if (rc) return ems_fail(resp, rc, "cannot delete account %s", id);
-    ems_outbox_kick(a->env->outbox);
+    (void)ems_outbox_flush(a->env->outbox);
     ver_forget(a, id);
     ems_log(EMS_LOG_INFO, "auth.account_deleted", "id=%s by=%s", id, req->who.id);
     return ems_reply_empty(resp, 204);

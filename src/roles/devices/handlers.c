@@ -117,16 +117,20 @@ ems_rc devices_list(ems_req *req, ems_resp *resp, void *ctx) {
     ems_db *db = ems_store_get(d->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
     ems_rows *rows = NULL, *count = NULL;
-    rc = ems_db_query(db, &rows, "SELECT " DEVICE_COLUMNS DEVICE_FILTER " ORDER BY lower(name), id LIMIT $3 OFFSET $4",
+    /* The total rides along with the page, so that both come from one snapshot. */
+    rc = ems_db_query(db, &rows,
+                      "SELECT " DEVICE_COLUMNS ", count(*) OVER ()" DEVICE_FILTER
+                      " ORDER BY lower(name), id LIMIT $3 OFFSET $4",
                       "siii", owner, unassigned, limit, offset);
-    if (!rc) rc = ems_db_query(db, &count, "SELECT count(*)" DEVICE_FILTER, "si", owner, unassigned);
+    if (!rc && ems_rows_count(rows) == 0 && offset > 0)
+        rc = ems_db_query(db, &count, "SELECT count(*)" DEVICE_FILTER, "si", owner, unassigned);
     ems_store_put(d->env->store, db);
     if (!rc) {
         json_t *items = json_array();
         for (size_t i = 0; i < ems_rows_count(rows); i++) json_array_append_new(items, device_json(rows, i));
         rc = ems_reply_json(resp, 200,
                             json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total",
-                                      (json_int_t)ems_rows_int(count, 0, 0), "limit", (json_int_t)limit, "offset",
+                                      (json_int_t)(count ? ems_rows_int(count, 0, 0) : ems_rows_int(rows, 0, 9)), "limit", (json_int_t)limit, "offset",
                                       (json_int_t)offset));
     } else {
         rc = ems_fail(resp, rc, "cannot list devices");
@@ -232,7 +236,7 @@ ems_rc devices_delete(ems_req *req, ems_resp *resp, void *ctx) {
     if (!rc) rc = ems_db_commit(db);
     ems_store_put(d->env->store, db);
     if (rc) return ems_fail(resp, rc, "cannot delete device %s", id);
-    ems_outbox_kick(d->env->outbox);
+    (void)ems_outbox_flush(d->env->outbox);
     return ems_reply_empty(resp, 204);
 }
 
@@ -256,7 +260,7 @@ static ems_rc change_and_reply(devices_role *d, ems_resp *resp, int status, cons
     if (!rc) rc = ems_db_commit(db);
     ems_store_put(d->env->store, db);
     if (!rc) {
-        ems_outbox_kick(d->env->outbox);
+        (void)ems_outbox_flush(d->env->outbox);
         rc = ems_reply_json(resp, status, device_json(rows, 0));
     }
     ems_rows_free(rows);

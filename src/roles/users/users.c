@@ -68,9 +68,13 @@ static ems_rc users_list(ems_req *req, ems_resp *resp, void *ctx) {
         rc = ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
         goto cleanup;
     }
-    rc = ems_db_query(db, &rows, "SELECT " PROFILE_COLUMNS PROFILE_MATCH " ORDER BY lower(username) LIMIT $2 OFFSET $3",
+    /* The total rides along with the page, so that both come from one snapshot. */
+    rc = ems_db_query(db, &rows,
+                      "SELECT " PROFILE_COLUMNS ", count(*) OVER ()" PROFILE_MATCH
+                      " ORDER BY lower(username), id LIMIT $2 OFFSET $3",
                       "sii", like, limit, offset);
-    if (!rc) rc = ems_db_query(db, &count, "SELECT count(*)" PROFILE_MATCH, "s", like);
+    if (!rc && ems_rows_count(rows) == 0 && offset > 0)
+        rc = ems_db_query(db, &count, "SELECT count(*)" PROFILE_MATCH, "s", like);
     ems_store_put(u->env->store, db);
     if (rc) {
         rc = ems_fail(resp, rc, "cannot list users");
@@ -80,7 +84,7 @@ static ems_rc users_list(ems_req *req, ems_resp *resp, void *ctx) {
     for (size_t i = 0; i < ems_rows_count(rows); i++) json_array_append_new(items, profile_json(rows, i));
     rc = ems_reply_json(resp, 200,
                         json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total",
-                                  (json_int_t)ems_rows_int(count, 0, 0), "limit", (json_int_t)limit, "offset",
+                                  (json_int_t)(count ? ems_rows_int(count, 0, 0) : ems_rows_int(rows, 0, 9)), "limit", (json_int_t)limit, "offset",
                                   (json_int_t)offset));
 cleanup:
     ems_rows_free(count);
