@@ -5,12 +5,12 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: run test deps build build-asan unit clean diagram cluster bench
+.PHONY: run test deps build build-asan web unit clean diagram cluster cluster-stop
 
-run: deps build
+run: deps build web
 	./$(BUILD)/ems serve --data-dir var
 
-test: deps build build-asan
+test: deps build build-asan web
 	bash tests/run_all.sh $(BUILD) $(BUILD_ASAN)
 
 deps:
@@ -23,6 +23,9 @@ build:
 build-asan:
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DEMS_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+web:
+	@bash scripts/web.sh
 
 unit: build
 	ctest --test-dir $(BUILD) -L unit --output-on-failure

@@ -1,0 +1,87 @@
+// The page map. Each role reaches only its own pages; the guards send everyone else home.
+import { Route, Routes } from 'react-router-dom';
+import { HomeRedirect, PublicOnly, RequireRole } from './components/Guards';
+import { Layout } from './components/Layout';
+import { Devices } from './pages/admin/Devices';
+import { UserDetail } from './pages/admin/UserDetail';
+import { Users } from './pages/admin/Users';
+import { MyDevices } from './pages/client/MyDevices';
+import { NotFound } from './pages/NotFound';
+import { Profile } from './pages/Profile';
+import { Register } from './pages/Register';
+import { SignIn } from './pages/SignIn';
+
+export function AppRoutes() {
+  return (
+    <Routes>
+      <Route
+        path="/signin"
+        element={
+          <PublicOnly>
+            <SignIn />
+          </PublicOnly>
+        }
+      />
+      <Route
+        path="/register"
+        element={
+          <PublicOnly>
+            <Register />
+          </PublicOnly>
+        }
+      />
+      <Route element={<Layout />}>
+        <Route index element={<HomeRedirect />} />
+        <Route
+          path="admin/users"
+          element={
+            <RequireRole role="admin">
+              <Users />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="admin/users/:id"
+          element={
+            <RequireRole role="admin">
+              <UserDetail />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="admin/devices"
+          element={
+            <RequireRole role="admin">
+              <Devices />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="admin/*"
+          element={
+            <RequireRole role="admin">
+              <NotFound />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="devices"
+          element={
+            <RequireRole role="client">
+              <MyDevices />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="profile"
+          element={
+            <RequireRole>
+              <Profile />
+            </RequireRole>
+          }
+        />
+        <Route path="*" element={<NotFound />} />
+      </Route>
+    </Routes>
+  );
+}

@@ -1,0 +1,19 @@
+// Small hooks shared by the pages.
+import { useEffect, useState } from 'react';
+
+/** Sets the document title as "<page> · EMS". */
+export function usePageTitle(title: string): void {
+  useEffect(() => {
+    document.title = title ? `${title} · EMS` : 'EMS';
+  }, [title]);
+}
+
+/** The value, once it has stopped changing for `delay` ms (search boxes). */
+export function useDebounced<T>(value: T, delay = 300): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = window.setTimeout(() => setSettled(value), delay);
+    return () => window.clearTimeout(timer);
+  }, [value, delay]);
+  return settled;
+}

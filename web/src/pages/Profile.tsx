@@ -1,0 +1,204 @@
+// My profile, for every role: the profile (GET /api/users/me, PATCH /api/users/{id}) and the
+// password change (PUT /api/auth/password), whose answer is a new token that replaces the old one.
+import { useState } from 'react';
+import { api } from '../api';
+import type { Profile as ProfileData } from '../api/types';
+import { FormAlert, TextField } from '../components/Field';
+import { LoadError, Loading } from '../components/States';
+import { formatDate, fullName, roleLabel } from '../format';
+import { usePageTitle } from '../hooks/misc';
+import { useForm } from '../hooks/useForm';
+import { useResource } from '../hooks/useResource';
+import { useSession, useUser } from '../session/SessionContext';
+import { checkAddress, checkEmail, checkFirstName, checkLastName, checkPassword, checkSame } from '../validation';
+
+export function Profile() {
+  usePageTitle('My profile');
+  const me = useResource((signal) => api.me({ signal }), []);
+
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <h1>My profile</h1>
+          <p className="page-sub">Your contact details and password.</p>
+        </div>
+      </div>
+      {me.loading && !me.data ? <Loading label="Loading your profile…" /> : null}
+      {me.error && !me.data ? <LoadError message={me.error.message} onRetry={me.reload} /> : null}
+      {me.data ? (
+        <div className="grid-2">
+          <ProfileCard profile={me.data} onSaved={me.setData} />
+          <PasswordCard />
+        </div>
+      ) : null}
+    </>
+  );
+}
+
+function ProfileCard({ profile, onSaved }: { profile: ProfileData; onSaved: (p: ProfileData) => void }) {
+  const [saved, setSaved] = useState<string | null>(null);
+  const form = useForm(
+    {
+      first_name: profile.first_name,
+      last_name: profile.last_name,
+      email: profile.email,
+      address: profile.address,
+    },
+    () => ({
+      first_name: checkFirstName,
+      last_name: checkLastName,
+      email: (v) => checkEmail(v.trim()),
+      address: (v) => checkAddress(v.trim()),
+    }),
+  );
+
+  const submit = form.onSubmit(async (v) => {
+    setSaved(null);
+    const patch = {
+      first_name: v.first_name.trim(),
+      last_name: v.last_name.trim(),
+      email: v.email.trim(),
+      address: v.address.trim(),
+    };
+    const changed = Object.fromEntries(
+      Object.entries(patch).filter(([key, value]) => profile[key as keyof typeof patch] !== value),
+    );
+    if (Object.keys(changed).length === 0) {
+      setSaved('Nothing to save: no field changed.');
+      return;
+    }
+    const updated = await api.updateProfile(profile.id, changed);
+    onSaved(updated);
+    form.setValues({
+      first_name: updated.first_name,
+      last_name: updated.last_name,
+      email: updated.email,
+      address: updated.address,
+    });
+    setSaved('Your profile is saved.');
+  });
+
+  return (
+    <section className="card" aria-labelledby="profile-title">
+      <header className="card-head">
+        <span className="avatar" aria-hidden="true">
+          {(profile.first_name[0] ?? profile.username[0] ?? '?').toUpperCase()}
+        </span>
+        <div>
+          <h2 id="profile-title">{fullName(profile) || profile.username}</h2>
+          <p className="muted">
+            <span data-testid="profile-username">{profile.username}</span> ·{' '}
+            <span className={`badge badge-${profile.role}`}>{roleLabel(profile.role)}</span> · member since{' '}
+            {formatDate(profile.created_at)}
+          </p>
+        </div>
+      </header>
+      <form onSubmit={submit} noValidate className="form">
+        <div className="form-row">
+          <TextField
+            label="First name"
+            autoComplete="given-name"
+            value={form.values.first_name}
+            onChange={form.set('first_name')}
+            error={form.errors.first_name}
+          />
+          <TextField
+            label="Last name"
+            autoComplete="family-name"
+            value={form.values.last_name}
+            onChange={form.set('last_name')}
+            error={form.errors.last_name}
+          />
+        </div>
+        <TextField
+          label="Email"
+          type="email"
+          autoComplete="email"
+          value={form.values.email}
+          onChange={form.set('email')}
+          error={form.errors.email}
+        />
+        <TextField
+          label="Address"
+          autoComplete="street-address"
+          value={form.values.address}
+          onChange={form.set('address')}
+          error={form.errors.address}
+        />
+        <FormAlert message={form.serverError} />
+        <FormAlert message={form.serverError ? null : saved} tone="success" />
+        <div className="form-actions">
+          <button type="submit" className="button button-primary" disabled={form.busy}>
+            {form.busy ? 'Saving…' : 'Save profile'}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+function PasswordCard() {
+  const { signIn } = useSession();
+  const user = useUser();
+  const [saved, setSaved] = useState<string | null>(null);
+  const form = useForm({ old_password: '', new_password: '', confirm: '' }, (values) => ({
+    old_password: (v) => (v ? null : 'Enter your current password.'),
+    new_password: checkPassword,
+    confirm: checkSame(() => values.new_password, 'The passwords do not match.'),
+  }));
+
+  const submit = form.onSubmit(async (v) => {
+    setSaved(null);
+    const session = await api.changePassword(v.old_password, v.new_password);
+    signIn(session);
+    form.setValues({ old_password: '', new_password: '', confirm: '' });
+    setSaved('Your password is changed. Other signed-in devices must sign in again.');
+  });
+
+  return (
+    <section className="card" aria-labelledby="password-title">
+      <header className="card-head">
+        <div>
+          <h2 id="password-title">Change password</h2>
+          <p className="muted">You stay signed in here.</p>
+        </div>
+      </header>
+      <form onSubmit={submit} noValidate className="form">
+        <input type="text" name="username" autoComplete="username" hidden readOnly value={user.username} />
+        <TextField
+          label="Current password"
+          type="password"
+          autoComplete="current-password"
+          value={form.values.old_password}
+          onChange={form.set('old_password')}
+          error={form.errors.old_password}
+        />
+        <TextField
+          label="New password"
+          type="password"
+          autoComplete="new-password"
+          value={form.values.new_password}
+          onChange={form.set('new_password')}
+          error={form.errors.new_password}
+          hint="8 to 128 characters."
+        />
+        <TextField
+          label="Repeat new password"
+          type="password"
+          autoComplete="new-password"
+          value={form.values.confirm}
+          onChange={form.set('confirm')}
+          error={form.errors.confirm}
+        />
+        <FormAlert message={form.serverError} />
+        <FormAlert message={form.serverError ? null : saved} tone="success" />
+        <div className="form-actions">
+          <button type="submit" className="button button-primary" disabled={form.busy}>
+            {form.busy ? 'Changing…' : 'Change password'}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,198 @@
+// Administrator: every account with its profile, searchable and paged (GET /api/users?q&limit&offset);
+// create, edit and delete from here. The search and page live in the URL, so Back works.
+import { useEffect, useRef, useState } from 'react';
+import { Link, useSearchParams } from 'react-router-dom';
+import { api } from '../../api';
+import { profileGone } from '../../api/eventually';
+import type { Profile } from '../../api/types';
+import { ConfirmDialog } from '../../components/Modal';
+import { Pager } from '../../components/Pager';
+import { Empty, LoadError, Loading } from '../../components/States';
+import { formatDate, fullName, roleLabel } from '../../format';
+import { useDebounced, usePageTitle } from '../../hooks/misc';
+import { useResource } from '../../hooks/useResource';
+import { useSession } from '../../session/SessionContext';
+import { UserForm } from './UserForm';
+
+const PAGE = 20;
+
+export function Users() {
+  usePageTitle('Users');
+  const { session } = useSession();
+  const [params, setParams] = useSearchParams();
+  const q = params.get('q') ?? '';
+  const offset = Math.max(0, Number.parseInt(params.get('offset') ?? '0', 10) || 0);
+  const [search, setSearch] = useState(q);
+  const settled = useDebounced(search.trim(), 300);
+  const [editing, setEditing] = useState<Profile | 'new' | null>(null);
+  const [deleting, setDeleting] = useState<Profile | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  // The box follows the URL when the URL changes from outside (the Users link, Back)...
+  const shownQ = useRef(q);
+  useEffect(() => {
+    if (q === shownQ.current) return;
+    shownQ.current = q;
+    setSearch(q);
+  }, [q]);
+  // ...and the URL follows the box once typing pauses; a new search starts at the first page.
+  useEffect(() => {
+    if (settled === q) return;
+    shownQ.current = settled;
+    setParams(settled ? { q: settled } : {}, { replace: true });
+  }, [settled]);
+
+  const users = useResource((signal) => api.listUsers({ q, limit: PAGE, offset }, { signal }), [q, offset]);
+  const list = users.data;
+
+  const goTo = (next: number) => {
+    const nextParams: Record<string, string> = {};
+    if (q) nextParams.q = q;
+    if (next > 0) nextParams.offset = String(next);
+    setParams(nextParams);
+  };
+
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <h1>Users</h1>
+          <p className="page-sub">Customer and administrator accounts.</p>
+        </div>
+        <button type="button" className="button button-primary" onClick={() => setEditing('new')}>
+          + New user
+        </button>
+      </div>
+
+      <form className="toolbar" role="search" onSubmit={(event) => event.preventDefault()}>
+        <div className="field field-inline">
+          <label htmlFor="user-search">Search</label>
+          <input
+            id="user-search"
+            type="search"
+            value={search}
+            placeholder="Username, name or email"
+            onChange={(event) => setSearch(event.target.value)}
+          />
+        </div>
+      </form>
+
+      {notice ? (
+        <div className="alert alert-success" role="status">
+          {notice}
+        </div>
+      ) : null}
+
+      {users.loading && !list ? <Loading label="Loading users…" /> : null}
+      {users.error ? <LoadError message={users.error.message} onRetry={users.reload} /> : null}
+      {list && list.items.length === 0 ? (
+        q ? (
+          <Empty title={`No user matches “${q}”`}>Try part of a username, a name or an email address.</Empty>
+        ) : (
+          <Empty
+            title="No users yet"
+            action={
+              <button type="button" className="button button-primary" onClick={() => setEditing('new')}>
+                Create the first user
+              </button>
+            }
+          />
+        )
+      ) : null}
+
+      {list && list.items.length > 0 ? (
+        <div className={`table-wrap ${users.loading ? 'is-stale' : ''}`}>
+          <table className="table">
+            <caption className="visually-hidden">Users</caption>
+            <thead>
+              <tr>
+                <th scope="col">User</th>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col">Joined</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.items.map((user) => (
+                <tr key={user.id}>
+                  <td data-label="User">
+                    <Link to={`/admin/users/${user.id}`} className="strong-link">
+                      {user.username}
+                    </Link>
+                    <div className="muted">{fullName(user)}</div>
+                  </td>
+                  <td data-label="Email" className="wrap-anywhere">
+                    {user.email}
+                  </td>
+                  <td data-label="Role">
+                    <span className={`badge badge-${user.role}`}>{roleLabel(user.role)}</span>
+                  </td>
+                  <td data-label="Joined">{formatDate(user.created_at)}</td>
+                  <td className="actions">
+                    <button
+                      type="button"
+                      className="button button-small"
+                      onClick={() => setEditing(user)}
+                      aria-label={`Edit ${user.username}`}
+                    >
+                      Edit
+                    </button>
+                    <button
+                      type="button"
+                      className="button button-small button-danger-quiet"
+                      onClick={() => setDeleting(user)}
+                      aria-label={`Delete ${user.username}`}
+                      disabled={user.id === session?.user.id}
+                      title={user.id === session?.user.id ? 'You cannot delete yourself' : undefined}
+                    >
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      {list ? <Pager total={list.total} limit={PAGE} offset={offset} onChange={goTo} noun="users" /> : null}
+
+      {editing ? (
+        <UserForm
+          user={editing === 'new' ? undefined : editing}
+          onClose={() => {
+            setEditing(null);
+            users.reload();
+          }}
+          onSaved={() => {
+            setNotice(editing === 'new' ? 'The user is created.' : 'The changes are saved.');
+            setEditing(null);
+            users.reload();
+          }}
+        />
+      ) : null}
+      {deleting ? (
+        <ConfirmDialog
+          title="Delete user"
+          confirmLabel="Delete user"
+          onClose={() => setDeleting(null)}
+          onConfirm={async () => {
+            await api.deleteAccount(deleting.id);
+            await profileGone(deleting);
+            setNotice(`${deleting.username} is deleted.`);
+            setDeleting(null);
+            if (list && list.items.length === 1 && offset > 0) goTo(Math.max(0, offset - PAGE));
+            else users.reload();
+          }}
+        >
+          <p>
+            Delete <strong>{deleting.username}</strong> ({fullName(deleting) || 'no name'})? Their devices become
+            unassigned. This cannot be undone.
+          </p>
+        </ConfirmDialog>
+      ) : null}
+    </>
+  );
+}
