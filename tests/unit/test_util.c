@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,21 @@ static void limiter_caps_attempts_per_address(void **state) {
     limiter_free(l);
 }
 
+static void limiter_not_reset_by_other_usernames(void **state) {
+    (void)state;
+    limiter *l = limiter_new(1000000, 5, 300);
+    int64_t t = 9000000;
+    for (int i = 0; i < 5; i++) limiter_failure(l, "victimuser", t);
+    /* A flood of other names, each failing once, must not evict the victim's count. */
+    char name[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof name, "x%d", i);
+        limiter_failure(l, name, t);
+    }
+    assert_false(limiter_allow(l, "10.0.0.1", "victimuser", t + 1));
+    limiter_free(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_rules),
@@ -79,6 +95,7 @@ int main(void) {
         cmocka_unit_test(url_escape),
         cmocka_unit_test(limiter_counts_failures_per_username),
         cmocka_unit_test(limiter_caps_attempts_per_address),
+        cmocka_unit_test(limiter_not_reset_by_other_usernames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
