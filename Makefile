@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 .PHONY: run test deps build build-asan web unit clean diagram cluster cluster-stop
 
 run: deps build web
-	./$(BUILD)/ems serve --data-dir var
+	@bash scripts/run.sh $(BUILD)
 
 test: deps build build-asan web
 	bash tests/run_all.sh $(BUILD) $(BUILD_ASAN)
