@@ -19,7 +19,8 @@
 /* A consumer as the application registered it; the driver calls bus_handle with it. */
 typedef struct bus_consumer {
     struct bus_consumer *next;
-    ems_bus_handler fn;
+    ems_bus_handler fn;         /* one message at a time, or */
+    ems_bus_batch_handler bfn; /* a batch at a time */
     void *ctx;
     char queue[];
 } bus_consumer;
@@ -215,13 +216,32 @@ static ems_verdict bus_handle(const char *queue, const char *body, size_t len, v
     return v;
 }
 
-ems_rc ems_bus_consume(ems_bus *b, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx) {
+/* The same checks and counting for a batch; a verdict the handler left unset is a retry. */
+static void bus_handle_batch(const char *queue, const ems_bus_msg *msgs, size_t n, ems_verdict *verdicts, void *ctx) {
+    const bus_consumer *c = ctx;
+    for (size_t i = 0; i < n; i++) verdicts[i] = EMS_BUS_RETRY;
+    c->bfn(queue, msgs, n, verdicts, c->ctx);
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned)verdicts[i] > EMS_BUS_REJECT) {
+            ems_log(EMS_LOG_ERROR, "bus.bad_verdict", "queue=%s verdict=%d action=reject", queue, (int)verdicts[i]);
+            verdicts[i] = EMS_BUS_REJECT;
+        }
+        if (verdicts[i] == EMS_BUS_REJECT) ems_log(EMS_LOG_WARN, "bus.reject", "queue=%s len=%zu", queue, msgs[i].len);
+        ems_metrics_bus(queue, ems_verdict_name(verdicts[i]));
+    }
+}
+
+/* Registers one consumer of either kind (exactly one of fn, bfn is set). */
+static ems_rc consume_any(ems_bus *b, const char *queue, unsigned prefetch, size_t max_batch, unsigned max_wait_ms,
+                          ems_bus_handler fn, ems_bus_batch_handler bfn, void *ctx) {
     ems_rc rc = EMS_OK;
     bus_consumer *c = NULL;
     size_t qlen;
-    if (!b || !fn || !queue_name_ok(queue)) return EMS_BAD_REQUEST;
+    if (!b || !queue_name_ok(queue)) return EMS_BAD_REQUEST;
     if (prefetch == 0) prefetch = 100;
     if (prefetch > 65535) prefetch = 65535; /* basic.qos carries a 16-bit count */
+    if (max_batch == 0) max_batch = 1;
+    if (max_batch > prefetch) max_batch = prefetch; /* the broker never has more in flight */
     qlen = strlen(queue);
     pthread_mutex_lock(&b->lock);
     /* One consumer per queue and bus keeps "never concurrently for one queue" true. */
@@ -237,9 +257,13 @@ ems_rc ems_bus_consume(ems_bus *b, const char *queue, unsigned prefetch, ems_bus
         goto cleanup;
     }
     c->fn = fn;
+    c->bfn = bfn;
     c->ctx = ctx;
     memcpy(c->queue, queue, qlen + 1);
-    rc = b->drv->consume(b->state, queue, prefetch, bus_handle, c);
+    if (fn)
+        rc = b->drv->consume(b->state, queue, prefetch, bus_handle, c);
+    else
+        rc = b->drv->consume_batch(b->state, queue, prefetch, max_batch, max_wait_ms, bus_handle_batch, c);
     if (rc != EMS_OK) goto cleanup;
     c->next = b->consumers;
     b->consumers = c;
@@ -248,6 +272,17 @@ cleanup:
     pthread_mutex_unlock(&b->lock);
     free(c);
     return rc;
+}
+
+ems_rc ems_bus_consume(ems_bus *b, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx) {
+    if (!fn) return EMS_BAD_REQUEST;
+    return consume_any(b, queue, prefetch, 1, 0, fn, NULL, ctx);
+}
+
+ems_rc ems_bus_consume_batch(ems_bus *b, const char *queue, unsigned prefetch, size_t max_batch, unsigned max_wait_ms,
+                             ems_bus_batch_handler fn, void *ctx) {
+    if (!fn) return EMS_BAD_REQUEST;
+    return consume_any(b, queue, prefetch, max_batch, max_wait_ms, NULL, fn, ctx);
 }
 
 int ems_bus_ready(ems_bus *b) { return b ? b->drv->ready(b->state) : 0; }

@@ -59,6 +59,30 @@ ems_rc ems_bus_publish_batch(ems_bus *b, const char *queue, const char *const *b
 /* Starts consuming `queue` on a thread of its own; prefetch 0 = 100. */
 ems_rc ems_bus_consume(ems_bus *b, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx);
 
+/*
+ * Batch consumption, for hot paths that commit many messages in one
+ * transaction.  The handler gets up to max_batch messages at once (each body
+ * NUL-terminated at body[len]) and sets verdicts[i] for each; a verdict left
+ * unset counts as RETRY.
+ *   amqp    — after the first delivery the consumer waits at most
+ *             max_wait_ms for more; then one multiple-ack when every verdict
+ *             is ACK, otherwise an ack, a reject (to "<queue>.dlq") or a
+ *             requeue per message
+ *   inproc  — every published message is a batch of one, handled
+ *             synchronously as with ems_bus_consume
+ * prefetch 0 = 100, max_batch 0 = 1 (and never more than prefetch).
+ */
+typedef struct ems_bus_msg {
+    const char *body;
+    size_t len;
+} ems_bus_msg;
+
+typedef void (*ems_bus_batch_handler)(const char *queue, const ems_bus_msg *msgs, size_t n, ems_verdict *verdicts,
+                                      void *ctx);
+
+ems_rc ems_bus_consume_batch(ems_bus *b, const char *queue, unsigned prefetch, size_t max_batch, unsigned max_wait_ms,
+                             ems_bus_batch_handler fn, void *ctx);
+
 /* 1 while the broker is reachable (inproc: always). */
 int ems_bus_ready(ems_bus *b);
 

@@ -10,7 +10,10 @@
  * after the broker acknowledged every delivery tag it sent.  Consumers ack
  * after their handler returns EMS_BUS_ACK (several acks may go out as one
  * multiple-ack), so a consumer that dies mid-message loses nothing: the
- * broker redelivers what was not acknowledged.
+ * broker redelivers what was not acknowledged.  A batch consumer gathers
+ * deliveries into an array of envelopes (each body lives in its message's
+ * own pool, so it survives further reads), calls its handler once, and
+ * settles the whole batch before reading again.
  *
  * Connections are opened lazily and re-opened after a failure with a backoff
  * of 100 ms doubling to 5 s.  A publish never waits for that backoff: while
@@ -68,7 +71,13 @@ typedef struct amqp_consumer {
     amqp_link link;
     char *queue;
     unsigned prefetch;
-    ems_bus_handler fn;
+    ems_bus_handler fn;         /* one of fn, bfn */
+    ems_bus_batch_handler bfn;
+    size_t max_batch;           /* batch consumers: 1..prefetch deliveries per call */
+    unsigned max_wait_ms;       /* how long to wait for more after the first */
+    amqp_envelope_t *envs;      /* max_batch each */
+    ems_bus_msg *msgs;
+    ems_verdict *verdicts;
     void *ctx;
     pthread_t thread;
     atomic_int stop;
@@ -628,6 +637,112 @@ static ems_rc consumer_step(amqp_consumer *c) {
     return EMS_UNAVAILABLE;
 }
 
+/* Settles a handled batch: one multiple-ack when all were ACKs, else message by message. */
+static int batch_settle(amqp_consumer *c, size_t n) {
+    amqp_connection_state_t conn = c->link.conn;
+    size_t i, retries = 0;
+    int st = AMQP_STATUS_OK;
+    for (i = 0; i < n && c->verdicts[i] == EMS_BUS_ACK; i++) {
+    }
+    if (i == n) {
+        c->retry_delay_ms = 0;
+        return amqp_basic_ack(conn, CHANNEL, c->envs[n - 1].delivery_tag, 1);
+    }
+    for (i = 0; i < n; i++) retries += c->verdicts[i] == EMS_BUS_RETRY;
+    if (retries) {
+        /* A batch that keeps failing must not spin: wait a little longer each time. */
+        c->retry_delay_ms = c->retry_delay_ms ? c->retry_delay_ms * 2 : RETRY_DELAY_MIN_MS;
+        if (c->retry_delay_ms > RETRY_DELAY_MAX_MS) c->retry_delay_ms = RETRY_DELAY_MAX_MS;
+        sleep_unless(&c->stop, c->retry_delay_ms);
+    } else {
+        c->retry_delay_ms = 0;
+    }
+    for (i = 0; i < n && st == AMQP_STATUS_OK; i++) {
+        uint64_t tag = c->envs[i].delivery_tag;
+        if (c->verdicts[i] == EMS_BUS_ACK)
+            st = amqp_basic_ack(conn, CHANNEL, tag, 0);
+        else if (c->verdicts[i] == EMS_BUS_REJECT)
+            st = amqp_basic_reject(conn, CHANNEL, tag, 0);
+        else
+            st = amqp_basic_nack(conn, CHANNEL, tag, 0, 1);
+    }
+    return st;
+}
+
+/*
+ * Gives the batch's bodies their NULs: they are copied one after another
+ * into c->buf, and the pointers are taken once the buffer stopped moving.
+ */
+static int batch_bodies(amqp_consumer *c, size_t n) {
+    size_t total = 0, off = 0;
+    for (size_t i = 0; i < n; i++) total += c->envs[i].message.body.len + 1;
+    if (total > c->cap) {
+        char *buf = realloc(c->buf, total);
+        if (!buf) return 0;
+        c->buf = buf;
+        c->cap = total;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const amqp_bytes_t *body = &c->envs[i].message.body;
+        if (body->len) memcpy(c->buf + off, body->bytes, body->len);
+        c->buf[off + body->len] = '\0';
+        c->msgs[i].body = c->buf + off;
+        c->msgs[i].len = body->len;
+        off += body->len + 1;
+    }
+    return 1;
+}
+
+/*
+ * One turn of a batch consumer: waits for a first delivery, gathers more
+ * until max_batch or max_wait_ms after the first, hands them over, settles.
+ */
+static ems_rc consumer_step_batch(amqp_consumer *c) {
+    amqp_connection_state_t conn = c->link.conn;
+    ems_rc rc = EMS_OK;
+    size_t n = 0;
+    int other = 0, st;
+    int64_t deadline = 0;
+    while (n < c->max_batch) {
+        amqp_rpc_reply_t r;
+        long wait = n == 0 ? CONSUME_POLL_MS : (long)(deadline - now_ms());
+        struct timeval tv = ms_tv(wait > 0 ? wait : 0);
+        if (n == 0) amqp_maybe_release_buffers(conn);
+        r = amqp_consume_message(conn, &c->envs[n], &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            if (n++ == 0) deadline = now_ms() + c->max_wait_ms;
+            continue;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) break;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            other = 1; /* a method frame waits: handle what was gathered, then it */
+            break;
+        }
+        char why[160];
+        reply_text(r, why, sizeof why);
+        ems_log(EMS_LOG_WARN, "bus.connection_lost", "link=%s error=%s", c->queue, why);
+        rc = EMS_UNAVAILABLE; /* what was gathered is redelivered by the broker */
+        goto cleanup;
+    }
+    if (n) {
+        if (batch_bodies(c, n)) {
+            c->bfn(c->queue, c->msgs, n, c->verdicts, c->ctx);
+        } else {
+            ems_log(EMS_LOG_ERROR, "bus.no_memory", "queue=%s n=%zu action=retry", c->queue, n);
+            for (size_t i = 0; i < n; i++) c->verdicts[i] = EMS_BUS_RETRY;
+        }
+        if ((st = batch_settle(c, n)) != AMQP_STATUS_OK) {
+            ems_log(EMS_LOG_WARN, "bus.connection_lost", "link=%s error=\"%s\"", c->queue, amqp_error_string2(st));
+            rc = EMS_UNAVAILABLE;
+            goto cleanup;
+        }
+    }
+    if (other) rc = consumer_other_frame(c);
+cleanup:
+    for (size_t i = 0; i < n; i++) amqp_destroy_envelope(&c->envs[i]);
+    return rc;
+}
+
 static void *consumer_main(void *arg) {
     amqp_consumer *c = arg;
     while (!atomic_load(&c->stop)) {
@@ -639,7 +754,7 @@ static void *consumer_main(void *arg) {
             }
             if (consumer_connect(c) != EMS_OK) continue;
         }
-        if (consumer_step(c) != EMS_OK) link_drop(&c->link, 0, 1);
+        if ((c->bfn ? consumer_step_batch(c) : consumer_step(c)) != EMS_OK) link_drop(&c->link, 0, 1);
     }
     /* Work already committed is acknowledged; the rest goes back to the queue. */
     consumer_flush_acks(c);
@@ -647,18 +762,37 @@ static void *consumer_main(void *arg) {
     return NULL;
 }
 
-static ems_rc amqp_consume(void *state, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx) {
-    amqp_bus *b = state;
+static void consumer_free(amqp_consumer *c) {
+    free(c->envs);
+    free(c->msgs);
+    free(c->verdicts);
+    free(c->buf);
+    free(c->queue);
+    free(c);
+}
+
+/* Starts a consumer thread of either kind (exactly one of fn, bfn is set). */
+static ems_rc consume_any(amqp_bus *b, const char *queue, unsigned prefetch, size_t max_batch, unsigned max_wait_ms,
+                          ems_bus_handler fn, ems_bus_batch_handler bfn, void *ctx) {
     amqp_consumer *c = calloc(1, sizeof *c);
     if (!c) return EMS_NOMEM;
     c->bus = b;
     c->queue = strdup(queue);
     c->prefetch = prefetch;
     c->fn = fn;
+    c->bfn = bfn;
+    c->max_batch = max_batch;
+    c->max_wait_ms = max_wait_ms;
     c->ctx = ctx;
     c->link.role = c->queue;
     atomic_init(&c->stop, 0);
     if (!c->queue) goto fail;
+    if (bfn) {
+        c->envs = calloc(max_batch, sizeof *c->envs);
+        c->msgs = calloc(max_batch, sizeof *c->msgs);
+        c->verdicts = calloc(max_batch, sizeof *c->verdicts);
+        if (!c->envs || !c->msgs || !c->verdicts) goto fail;
+    }
     if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) goto fail;
     pthread_mutex_lock(&b->consumers_lock);
     c->next = b->consumers;
@@ -666,9 +800,17 @@ static ems_rc amqp_consume(void *state, const char *queue, unsigned prefetch, em
     pthread_mutex_unlock(&b->consumers_lock);
     return EMS_OK;
 fail:
-    free(c->queue);
-    free(c);
+    consumer_free(c);
     return EMS_NOMEM;
+}
+
+static ems_rc amqp_consume(void *state, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx) {
+    return consume_any(state, queue, prefetch, 1, 0, fn, NULL, ctx);
+}
+
+static ems_rc amqp_consume_batch(void *state, const char *queue, unsigned prefetch, size_t max_batch,
+                                 unsigned max_wait_ms, ems_bus_batch_handler fn, void *ctx) {
+    return consume_any(state, queue, prefetch, max_batch, max_wait_ms, NULL, fn, ctx);
 }
 
 /* ---- the bus ------------------------------------------------------------- */
@@ -697,9 +839,7 @@ static void amqp_close(void *state) {
     while ((c = b->consumers) != NULL) {
         b->consumers = c->next;
         pthread_join(c->thread, NULL);
-        free(c->buf);
-        free(c->queue);
-        free(c);
+        consumer_free(c);
     }
     link_free(&b->pub);
     pthread_mutex_destroy(&b->consumers_lock);
@@ -714,6 +854,7 @@ const bus_driver bus_amqp_driver = {
     .declare = amqp_declare,
     .publish = amqp_publish,
     .consume = amqp_consume,
+    .consume_batch = amqp_consume_batch,
     .ready = amqp_ready,
     .dlq_count = NULL,
     .dlq_message = NULL,

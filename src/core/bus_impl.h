@@ -42,6 +42,9 @@ typedef struct {
      * concurrently for one queue.  prefetch is at least 1.
      */
     ems_rc (*consume)(void *state, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx);
+    /* The same for a batch handler (bus.h); max_batch is 1..prefetch. */
+    ems_rc (*consume_batch)(void *state, const char *queue, unsigned prefetch, size_t max_batch, unsigned max_wait_ms,
+                            ems_bus_batch_handler fn, void *ctx);
     int (*ready)(void *state);
     /*
      * Dead letters kept in memory (inproc); NULL where the broker keeps them

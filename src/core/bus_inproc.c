@@ -7,6 +7,8 @@
  * publisher — the outbox relay, whose table is the durable copy — tries
  * again later.  Nothing is queued in memory, so nothing is lost in a crash.
  *
+ * A batch consumer gets each published message as a batch of one.
+ *
  * Each queue has a mutex held while its handler runs, so a handler is never
  * called concurrently for one queue.  A handler may publish to another
  * queue: the nested publish only waits a bounded time for that queue's
@@ -39,7 +41,8 @@ typedef struct dead_letter {
 typedef struct inproc_queue {
     struct inproc_queue *next;
     pthread_mutex_t run; /* held while the handler runs; guards everything below */
-    ems_bus_handler fn;
+    ems_bus_handler fn;         /* the consumer: one of fn, bfn */
+    ems_bus_batch_handler bfn;
     void *ctx;
     dead_letter *dlq_head, *dlq_tail;
     size_t dlq_kept;
@@ -171,7 +174,12 @@ static ems_rc deliver(inproc_queue *q, const char *body, size_t len, ems_verdict
     if (len) memcpy(copy, body, len);
     copy[len] = '\0';
     handler_depth++;
-    *v = q->fn(q->name, copy, len, q->ctx);
+    if (q->fn) {
+        *v = q->fn(q->name, copy, len, q->ctx);
+    } else {
+        ems_bus_msg m = {.body = copy, .len = len};
+        q->bfn(q->name, &m, 1, v, q->ctx);
+    }
     handler_depth--;
     if (copy != small) free(copy);
     return EMS_OK;
@@ -182,7 +190,7 @@ static ems_rc inproc_publish(void *state, const char *queue, const char *const *
     ems_rc rc = queue_get(state, queue, &q);
     if (rc != EMS_OK) return rc;
     if ((rc = queue_enter(q)) != EMS_OK) return rc;
-    if (!q->fn) {
+    if (!q->fn && !q->bfn) {
         rc = EMS_AGAIN; /* nobody consumes it yet: the publisher keeps it */
         goto cleanup;
     }
@@ -201,20 +209,34 @@ cleanup:
     return rc;
 }
 
-static ems_rc inproc_consume(void *state, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx) {
-    (void)prefetch; /* delivery is synchronous: nothing is ever in flight */
+/* Registers the queue's one consumer, of either kind. */
+static ems_rc consume_any(void *state, const char *queue, ems_bus_handler fn, ems_bus_batch_handler bfn, void *ctx) {
     inproc_queue *q;
     ems_rc rc = queue_get(state, queue, &q);
     if (rc != EMS_OK) return rc;
     if ((rc = queue_enter(q)) != EMS_OK) return rc;
-    if (q->fn)
+    if (q->fn || q->bfn) {
         rc = EMS_CONFLICT;
-    else {
+    } else {
         q->fn = fn;
+        q->bfn = bfn;
         q->ctx = ctx;
     }
     pthread_mutex_unlock(&q->run);
     return rc;
+}
+
+static ems_rc inproc_consume(void *state, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx) {
+    (void)prefetch; /* delivery is synchronous: nothing is ever in flight */
+    return consume_any(state, queue, fn, NULL, ctx);
+}
+
+static ems_rc inproc_consume_batch(void *state, const char *queue, unsigned prefetch, size_t max_batch,
+                                   unsigned max_wait_ms, ems_bus_batch_handler fn, void *ctx) {
+    (void)prefetch;
+    (void)max_batch; /* each publish is delivered on its own, at once */
+    (void)max_wait_ms;
+    return consume_any(state, queue, NULL, fn, ctx);
 }
 
 static int inproc_ready(void *state) {
@@ -252,6 +274,7 @@ const bus_driver bus_inproc_driver = {
     .declare = inproc_declare,
     .publish = inproc_publish,
     .consume = inproc_consume,
+    .consume_batch = inproc_consume_batch,
     .ready = inproc_ready,
     .dlq_count = inproc_dlq_count,
     .dlq_message = inproc_dlq_message,

@@ -9,6 +9,9 @@
 extern const ems_role_def ems_role_auth;
 extern const ems_role_def ems_role_users;
 extern const ems_role_def ems_role_devices;
+extern const ems_role_def ems_role_monitoring;
+extern const ems_role_def ems_role_balancer;
+extern const ems_role_def ems_role_support;
 
 /* Every role, in the order `ems serve` starts them. */
 extern const ems_role_def *const ems_roles[];
@@ -20,5 +23,7 @@ const ems_role_def *ems_role_find(const char *name);
 #define EMS_Q_AUTH_USER(conf) ems_conf_str((conf), "rabbitmq_auth_user_queue")
 #define EMS_Q_AUTH_DEVICE(conf) ems_conf_str((conf), "rabbitmq_auth_device_queue")
 #define EMS_Q_DEVICE_MONITORING(conf) ems_conf_str((conf), "rabbitmq_device_monitoring_queue")
+#define EMS_Q_ALERT(conf) ems_conf_str((conf), "rabbitmq_alert_queue")
+#define EMS_Q_NOTIFICATION(conf) ems_conf_str((conf), "rabbitmq_notification_queue")
 
 #endif

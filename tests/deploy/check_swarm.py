@@ -30,7 +30,7 @@ MONITORING = ["internal.loadbalancer.monitoring.queue.%d" % i for i in range(1, 
 
 # queue -> (producers, consumers), from DESIGN.md "Bus contract".
 BUS = {
-    DATA: (["simulator"], ["balancer"]),
+    DATA: (["simulator", "monitoring"], ["balancer"]),  # monitoring: POST /api/readings
     "internal.auth.user.queue": (["auth"], ["users"]),
     "internal.auth.device.queue": (["auth"], ["devices"]),
     "internal.device.monitoring.queue": (["devices"], ["monitoring"]),
@@ -150,9 +150,10 @@ def check_permissions(defs, queues, stack_users):
         ok = conf == own_all
         report(ok, "%s may configure exactly its queues and their .dlq" % user,
                "" if ok else "extra %s, missing %s" % (sorted(conf - own_all), sorted(own_all - conf)))
-        ok = set(own) <= read <= own_all
+        consumed = {q for q, (prod, cons) in BUS.items() if role in cons}
+        ok = consumed <= read <= own_all
         report(ok, "%s may read only its own queues" % user,
-               "" if ok else "extra %s, missing %s" % (sorted(read - own_all), sorted(set(own) - read)))
+               "" if ok else "extra %s, missing %s" % (sorted(read - own_all), sorted(consumed - read)))
         writes = {x for x in names + ["amq.default", DATA] if full_match(p["write"], x)}
         if own:
             ok = writes == {"amq.default"}

@@ -224,6 +224,60 @@ static void test_body_is_nul_terminated(void **state) {
     ems_bus_close(b);
 }
 
+/* A batch handler: each message goes through by_body; the batch sizes are recorded. */
+typedef struct {
+    atomic_int calls;
+    size_t largest;
+    char last[16];
+} batch_seen;
+
+static void by_body_batch(const char *queue, const ems_bus_msg *msgs, size_t n, ems_verdict *verdicts, void *ctx) {
+    batch_seen *s = ctx;
+    if (n > s->largest) s->largest = n;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(strlen(msgs[i].body), msgs[i].len);
+        snprintf(s->last, sizeof s->last, "%s", msgs[i].body);
+        verdicts[i] = by_body(queue, msgs[i].body, msgs[i].len, &s->calls);
+    }
+}
+
+/* Leaves every verdict unset: the bus must take that as a retry. */
+static void silent_batch(const char *queue, const ems_bus_msg *msgs, size_t n, ems_verdict *verdicts, void *ctx) {
+    (void)queue;
+    (void)msgs;
+    (void)n;
+    (void)verdicts;
+    (void)ctx;
+}
+
+static void test_consume_batch_delivers_one_at_a_time(void **state) {
+    (void)state;
+    ems_bus *b = open_inproc();
+    batch_seen s = {.largest = 0};
+    const char *bodies[] = {"a", "b", "reject", "c"};
+    size_t lens[] = {1, 1, 6, 1};
+    atomic_init(&s.calls, 0);
+    assert_int_equal(ems_bus_consume_batch(b, "q.batch", 2000, 1000, 20, NULL, &s), EMS_BAD_REQUEST);
+    assert_int_equal(ems_bus_consume_batch(b, "q.batch", 2000, 1000, 20, by_body_batch, &s), EMS_OK);
+    assert_int_equal(ems_bus_consume(b, "q.batch", 0, by_body, NULL), EMS_CONFLICT);
+    assert_int_equal(ems_bus_consume_batch(b, "q.batch", 0, 0, 0, by_body_batch, &s), EMS_CONFLICT);
+    /* Synchronous: when publish returns, the handler has run, one message per call. */
+    assert_int_equal(ems_bus_publish_batch(b, "q.batch", bodies, lens, 4), EMS_OK);
+    assert_int_equal(atomic_load(&s.calls), 4);
+    assert_int_equal(s.largest, 1);
+    assert_string_equal(s.last, "c");
+    assert_int_equal(ems_bus_dlq_count(b, "q.batch"), 1);
+    /* A retry verdict is EMS_AGAIN to the publisher, as with a plain consumer. */
+    assert_int_equal(ems_bus_publish(b, "q.batch", "retry", 5), EMS_AGAIN);
+    assert_int_equal(ems_bus_publish(b, "q.batch", "bogus", 5), EMS_OK); /* bad verdict → dead letter */
+    assert_int_equal(ems_bus_dlq_count(b, "q.batch"), 2);
+    /* Unset verdicts are retries. */
+    assert_int_equal(ems_bus_consume_batch(b, "q.silent", 0, 0, 0, silent_batch, NULL), EMS_OK);
+    assert_int_equal(ems_bus_publish(b, "q.silent", "x", 1), EMS_AGAIN);
+    assert_int_equal(ems_bus_dlq_count(b, "q.silent"), 0);
+    ems_bus_close(b);
+}
+
 static void test_bad_arguments(void **state) {
     (void)state;
     ems_bus *b = open_inproc();
@@ -413,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_order_and_batches),
         cmocka_unit_test(test_batch_stops_at_first_retry),
         cmocka_unit_test(test_body_is_nul_terminated),
+        cmocka_unit_test(test_consume_batch_delivers_one_at_a_time),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_handler_publishes_to_another_queue),
         cmocka_unit_test(test_handler_publishes_to_its_own_queue),

@@ -34,6 +34,9 @@ static ems_rc devices_start(ems_role_env *env, void **state) {
     if (!rc) rc = ems_bus_declare(env->bus, d->monitoring_queue);
     if (!rc) rc = ems_bus_declare(env->bus, accounts);
     if (!rc) rc = ems_bus_consume(env->bus, accounts, 100, devices_on_account, d);
+    if (!rc) rc = ems_bus_declare(env->bus, EMS_Q_NOTIFICATION(env->conf));
+    if (!rc) rc = ems_bus_declare(env->bus, EMS_Q_ALERT(env->conf));
+    if (!rc) rc = ems_bus_consume(env->bus, EMS_Q_ALERT(env->conf), 100, devices_on_alert, d);
     if (rc) {
         free(d);
         return rc;

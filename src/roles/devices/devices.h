@@ -26,4 +26,7 @@ ems_rc devices_announce(devices_role *d, ems_db *db, const char *id);
 /* internal.auth.device.queue consumer (accounts.c). */
 ems_verdict devices_on_account(const char *queue, const char *body, size_t len, void *ctx);
 
+/* internal.monitoring.device.alert.queue consumer (alerts.c): enriches and forwards to ws. */
+ems_verdict devices_on_alert(const char *queue, const char *body, size_t len, void *ctx);
+
 #endif

@@ -1,0 +1,175 @@
+/*
+ * monitoring.c — the monitoring role: exact hourly consumption and alerts.
+ *
+ * Owns readings, their UTC quarter-hour buckets and the alerts, and keeps a
+ * replica of the devices (limit, owner, name) from devices' events on
+ * internal.device.monitoring.queue.  A replica consumes the balancer's queue
+ * internal.loadbalancer.monitoring.queue.{REPLICA_ID}; the embedded mode,
+ * one process for everything, consumes all of them 1..replicas.  Any number
+ * of replicas may share one database: the balancer sends each device to one
+ * replica, and every write is idempotent.
+ */
+#include "monitoring.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "roles.h"
+#include "util.h"
+
+/* A replica's window of unacknowledged deliveries and the batches it stores in one transaction. */
+#define INGEST_PREFETCH 2000
+#define INGEST_BATCH 1000
+#define INGEST_WAIT_MS 20
+
+typedef struct monitoring_state {
+    monitoring_role role;
+    char (*queues)[300]; /* the replica queues consumed, and their dead-letter queues in embedded mode */
+    size_t nqueues;
+} monitoring_state;
+
+static const ems_route monitoring_routes[] = {
+    {"GET", "/api/consumption/{device_id}.csv", EMS_ACCESS_USER, monitoring_csv},
+    {"GET", "/api/consumption/{device_id}", EMS_ACCESS_USER, monitoring_day},
+    {"GET", "/api/alerts", EMS_ACCESS_USER, monitoring_alerts},
+    {"POST", "/api/readings", EMS_ACCESS_INGEST, monitoring_post_readings},
+};
+
+/* Applies one device event inside the caller's transaction. */
+static ems_rc apply_device_event(ems_db *db, const char *type, json_t *device, int64_t at) {
+    const char *id = NULL, *name = "", *owner = NULL;
+    json_t *owner_json = NULL;
+    double limit = 0;
+    json_int_t updated = at;
+    if (strcmp(type, "device.deleted") == 0) {
+        if (json_unpack(device, "{s:s}", "id", &id) || !ems_uuid_valid(id)) return EMS_BAD_REQUEST;
+        return ems_db_exec(db, "DELETE FROM devices WHERE id = $1", "s", id);
+    }
+    if (strcmp(type, "device.upserted") != 0) return EMS_BAD_REQUEST;
+    if (json_unpack(device, "{s:s, s?s, s?o, s:F, s?I}", "id", &id, "name", &name, "owner_id", &owner_json,
+                    "max_hourly_kwh", &limit, "updated_at", &updated) ||
+        !ems_uuid_valid(id) || !(limit > 0))
+        return EMS_BAD_REQUEST;
+    if (json_is_string(owner_json)) owner = json_string_value(owner_json); /* null: no owner */
+    /* Events may be redelivered out of order: an older state never overwrites a newer one. */
+    return ems_db_exec(db,
+                       "INSERT INTO devices (id, owner_id, max_hourly_kwh, name, updated_at) VALUES ($1, $2, $3, $4, $5) "
+                       "ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, "
+                       "max_hourly_kwh = excluded.max_hourly_kwh, name = excluded.name, updated_at = excluded.updated_at "
+                       "WHERE devices.updated_at <= excluded.updated_at",
+                       "ssdsi", id, owner, limit, name, (int64_t)updated);
+}
+
+/* internal.device.monitoring.queue: device.upserted / device.deleted, each applied once (inbox). */
+static ems_verdict monitoring_on_device(const char *queue, const char *body, size_t len, void *ctx) {
+    monitoring_role *m = ctx;
+    json_error_t jerr;
+    json_t *ev = json_loadb(body, len, 0, &jerr), *device = NULL;
+    const char *event_id = NULL, *type = NULL;
+    json_int_t at = ems_now_ms();
+    ems_verdict verdict = EMS_BUS_RETRY;
+    ems_db *db = NULL;
+    if (!ev || json_unpack(ev, "{s:s, s:s, s:o, s?I}", "event_id", &event_id, "type", &type, "device", &device, "at",
+                           &at)) {
+        ems_log(EMS_LOG_WARN, "monitoring.bad_event", "queue=%s", queue);
+        verdict = EMS_BUS_REJECT;
+        goto cleanup;
+    }
+    if (!(db = ems_store_get(m->env->store))) goto cleanup;
+    ems_rc rc = ems_db_begin(db);
+    if (!rc) rc = ems_inbox_first(db, event_id);
+    if (rc == EMS_CONFLICT) {
+        verdict = EMS_BUS_ACK; /* seen before */
+        ems_db_rollback(db);
+        goto cleanup;
+    }
+    if (!rc) rc = apply_device_event(db, type, device, at);
+    if (rc == EMS_BAD_REQUEST) {
+        ems_log(EMS_LOG_WARN, "monitoring.bad_event", "queue=%s type=%s", queue, type);
+        verdict = EMS_BUS_REJECT;
+    }
+    if (!rc) rc = ems_db_commit(db);
+    if (rc)
+        ems_db_rollback(db);
+    else
+        verdict = EMS_BUS_ACK;
+cleanup:
+    if (db) ems_store_put(m->env->store, db);
+    json_decref(ev);
+    return verdict;
+}
+
+/*
+ * Embedded mode only: the in-process bus keeps dead letters in memory, and a
+ * dead-letter queue with a consumer that rejects is where it keeps the
+ * readings of unknown devices (counted, and listed by ems_bus_dlq_message).
+ */
+static ems_verdict keep_dead_letter(const char *queue, const char *body, size_t len, void *ctx) {
+    (void)queue;
+    (void)body;
+    (void)len;
+    (void)ctx;
+    return EMS_BUS_REJECT;
+}
+
+static void monitoring_stop(void *state) {
+    monitoring_state *s = state;
+    if (!s) return;
+    free(s->queues);
+    free(s);
+}
+
+static ems_rc monitoring_start(ems_role_env *env, void **state) {
+    const ems_conf *c = env->conf;
+    const char *prefix = ems_conf_str(c, "rabbitmq_monitoring_queue_prefix");
+    long replicas = ems_conf_int(c, "replicas"), replica = ems_conf_int(c, "replica_id");
+    long first = env->embedded ? 1 : replica, last = env->embedded ? replicas : replica;
+    ems_rc rc = EMS_OK;
+    monitoring_state *s = calloc(1, sizeof *s);
+    if (!s) return EMS_NOMEM;
+    s->role.env = env;
+    s->role.alert_queue = ems_conf_str(c, "rabbitmq_alert_queue");
+    s->role.ingest_queue = ems_conf_str(c, "rabbitmq_data_collection_queue");
+    s->role.delay_ms = ems_conf_int(c, "simulator_delay_ms");
+    s->nqueues = (size_t)(last - first + 1);
+    if (!(s->queues = calloc(s->nqueues, sizeof *s->queues))) {
+        rc = EMS_NOMEM;
+        goto cleanup;
+    }
+    rc = ems_http_routes(env->http, monitoring_routes, sizeof monitoring_routes / sizeof monitoring_routes[0],
+                         &s->role);
+    if (!rc) rc = ems_bus_declare(env->bus, s->role.alert_queue);
+    /* Distributed, the balancer and the broker's definitions own the input queue (a replica may only write to it). */
+    if (!rc && env->embedded) rc = ems_bus_declare(env->bus, s->role.ingest_queue);
+    if (!rc) rc = ems_bus_declare(env->bus, EMS_Q_DEVICE_MONITORING(c));
+    if (!rc) rc = ems_bus_consume(env->bus, EMS_Q_DEVICE_MONITORING(c), 100, monitoring_on_device, &s->role);
+    for (size_t i = 0; i < s->nqueues && !rc; i++) {
+        char dlq[310];
+        snprintf(s->queues[i], sizeof s->queues[i], "%s%ld", prefix, first + (long)i);
+        snprintf(dlq, sizeof dlq, "%s.dlq", s->queues[i]);
+        rc = ems_bus_declare(env->bus, s->queues[i]);
+        if (!rc && env->embedded) rc = ems_bus_consume(env->bus, dlq, 1, keep_dead_letter, NULL);
+        if (!rc)
+            rc = ems_bus_consume_batch(env->bus, s->queues[i], INGEST_PREFETCH, INGEST_BATCH, INGEST_WAIT_MS,
+                                       monitoring_on_readings, &s->role);
+    }
+    if (!rc)
+        ems_log(EMS_LOG_INFO, "monitoring.consuming", "replicas=%ld..%ld of=%ld delay_ms=%ld", first, last, replicas,
+                s->role.delay_ms);
+cleanup:
+    if (rc) {
+        monitoring_stop(s);
+        return rc;
+    }
+    *state = s;
+    return EMS_OK;
+}
+
+const ems_role_def ems_role_monitoring = {
+    .name = "monitoring",
+    .has_store = 1,
+    .start = monitoring_start,
+    .stop = monitoring_stop,
+};
