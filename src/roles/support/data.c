@@ -1,0 +1,313 @@
+/*
+ * data.c — data-grounded answers: the caller's devices, their consumption
+ * and their alerts, read through the REST API with the caller's token.
+ *
+ * Local days come from ICU's calendar (thread-safe, nothing process-global
+ * like TZ is touched).  Any failure along the way turns the whole answer
+ * into "unavailable": a partial sum would be a wrong number.
+ */
+#include "data.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicode/ucal.h>
+#include <unicode/ustring.h>
+
+#include "auth.h"
+#include "fetch.h"
+#include "log.h"
+#include "util.h"
+
+#define TZ_MAX 64
+#define WEEK_DAYS 7
+#define DEVICE_PAGE 100 /* the API's largest page; customers own far fewer meters */
+
+typedef struct device {
+    char id[EMS_ID_LEN];
+    char name[404];
+    double kwh;
+} device;
+
+/* ---- time ---- */
+
+static UCalendar *calendar_open(const char *tz) {
+    UChar zone[TZ_MAX + 1];
+    UErrorCode st = U_ZERO_ERROR;
+    if (!tz || strlen(tz) > TZ_MAX) return NULL;
+    u_uastrncpy(zone, tz, TZ_MAX + 1);
+    UCalendar *cal = ucal_open(zone, -1, "en_US_POSIX", UCAL_GREGORIAN, &st);
+    if (U_FAILURE(st)) return NULL;
+    return cal;
+}
+
+int support_tz_valid(const char *tz) {
+    UChar zone[TZ_MAX + 1], canon[TZ_MAX * 2];
+    UBool system_id = 0;
+    UErrorCode st = U_ZERO_ERROR;
+    if (!tz || !*tz || strlen(tz) > TZ_MAX) return 0;
+    u_uastrncpy(zone, tz, TZ_MAX + 1);
+    ucal_getCanonicalTimeZoneID(zone, -1, canon, TZ_MAX * 2, &system_id, &st);
+    return U_SUCCESS(st) && system_id;
+}
+
+int support_local_date(const char *tz, int64_t now_ms, int days_back, char out[11]) {
+    UErrorCode st = U_ZERO_ERROR;
+    UCalendar *cal = calendar_open(tz);
+    if (!cal) return -1;
+    ucal_setMillis(cal, (UDate)now_ms, &st);
+    ucal_add(cal, UCAL_DATE, -days_back, &st);
+    int y = ucal_get(cal, UCAL_YEAR, &st), m = ucal_get(cal, UCAL_MONTH, &st) + 1, d = ucal_get(cal, UCAL_DATE, &st);
+    ucal_close(cal);
+    if (U_FAILURE(st) || y < 1 || y > 9999) return -1;
+    snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u, (unsigned)d % 100u);
+    return 0;
+}
+
+/* A UTC instant as local "YYYY-MM-DD HH:MM" in tz. */
+static void local_time(const char *tz, int64_t ms, char *out, size_t n) {
+    UErrorCode st = U_ZERO_ERROR;
+    UCalendar *cal = calendar_open(tz);
+    if (!cal) {
+        snprintf(out, n, "?");
+        return;
+    }
+    ucal_setMillis(cal, (UDate)ms, &st);
+    int y = ucal_get(cal, UCAL_YEAR, &st), mo = ucal_get(cal, UCAL_MONTH, &st) + 1, d = ucal_get(cal, UCAL_DATE, &st);
+    int h = ucal_get(cal, UCAL_HOUR_OF_DAY, &st), mi = ucal_get(cal, UCAL_MINUTE, &st);
+    ucal_close(cal);
+    snprintf(out, n, "%04u-%02u-%02u %02u:%02u", (unsigned)y % 10000u, (unsigned)mo % 100u, (unsigned)d % 100u,
+             (unsigned)h % 100u, (unsigned)mi % 100u);
+}
+
+/* ---- the REST API ---- */
+
+/* GETs base+path with the caller's token; the parsed JSON of a 200, else NULL. */
+static json_t *api_get(const support_caller *who, const char *path) {
+    if (!who->api_url || !*who->api_url) return NULL;
+    size_t n = strlen(who->api_url) + strlen(path) + 1;
+    char *url = malloc(n), *body = NULL, why[160] = "";
+    long status = 0;
+    json_t *doc = NULL;
+    if (!url) return NULL;
+    snprintf(url, n, "%s%s", who->api_url, path);
+    support_fetch_req req = {"GET", url, who->token, NULL, who->timeout_ms};
+    if (support_fetch(&req, &status, &body, why, sizeof why)) {
+        ems_log(EMS_LOG_WARN, "support.api_failed", "path=%.*s reason=\"%s\"", (int)strcspn(path, "?"), path, why);
+    } else if (status != 200) {
+        ems_log(EMS_LOG_INFO, "support.api_status", "path=%.*s status=%ld", (int)strcspn(path, "?"), path, status);
+    } else {
+        doc = json_loads(body, 0, NULL);
+    }
+    free(url);
+    free(body);
+    return doc;
+}
+
+/*
+ * The devices the caller owns (one page): 0 and *out (malloc'd, may be
+ * empty), or -1.  ?owner= matters for an admin, who would otherwise get
+ * everybody's; a client gets its own whatever the filter.
+ */
+static int list_devices(const support_caller *who, device **out, size_t *n) {
+    char path[128];
+    *out = NULL;
+    *n = 0;
+    if (!who->user_id || !ems_uuid_valid(who->user_id)) return -1;
+    snprintf(path, sizeof path, "/api/devices?owner=%s&limit=%d", who->user_id, DEVICE_PAGE);
+    json_t *doc = api_get(who, path), *items = json_object_get(doc, "items");
+    int rc = -1;
+    if (!json_is_array(items)) goto cleanup;
+    if (!(*out = calloc(json_array_size(items) + 1, sizeof **out))) goto cleanup;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *id = NULL, *name = NULL;
+        if (json_unpack(json_array_get(items, i), "{s:s, s:s}", "id", &id, "name", &name) || !ems_uuid_valid(id))
+            goto cleanup;
+        device *d = &(*out)[(*n)++];
+        snprintf(d->id, sizeof d->id, "%s", id);
+        snprintf(d->name, sizeof d->name, "%s", name);
+    }
+    rc = 0;
+cleanup:
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* total_kwh of one device over one local day: 0 and *kwh, or -1. */
+static int day_total(const support_caller *who, const char *device_id, const char *date, const char *tz_escaped,
+                     double *kwh) {
+    char path[256];
+    snprintf(path, sizeof path, "/api/consumption/%s?date=%s&tz=%s", device_id, date, tz_escaped);
+    json_t *doc = api_get(who, path), *total = json_object_get(doc, "total_kwh");
+    int rc = json_is_number(total) ? 0 : -1;
+    if (!rc) *kwh = json_number_value(total);
+    json_decref(doc);
+    return rc;
+}
+
+/* Sums each device's consumption over the local days [first_back .. last_back] days ago. */
+static int sum_days(const support_caller *who, device *devs, size_t n, int first_back, int last_back) {
+    char *tz = ems_url_escape(who->tz);
+    int rc = tz ? 0 : -1;
+    for (int back = first_back; !rc && back <= last_back; back++) {
+        char date[11];
+        if (support_local_date(who->tz, who->now_ms, back, date)) rc = -1;
+        for (size_t i = 0; !rc && i < n; i++) {
+            double kwh = 0;
+            rc = day_total(who, devs[i].id, date, tz, &kwh);
+            devs[i].kwh += kwh;
+        }
+    }
+    free(tz);
+    return rc;
+}
+
+/* ---- actions ---- */
+
+static const char *usage_yesterday(const support_caller *who, support_vars *vars) {
+    device *devs = NULL;
+    size_t n = 0;
+    const char *outcome = "unavailable";
+    char date[11];
+    if (support_local_date(who->tz, who->now_ms, 1, date)) return outcome;
+    support_vars_set(vars, "date", "%s", date);
+    support_vars_set(vars, "tz", "%s", who->tz);
+    if (list_devices(who, &devs, &n)) goto cleanup;
+    if (n == 0) {
+        outcome = "no_devices";
+        goto cleanup;
+    }
+    if (sum_days(who, devs, n, 1, 1)) goto cleanup;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) total += devs[i].kwh;
+    support_vars_set(vars, "total_kwh", "%.2f", total);
+    support_vars_set(vars, "device_count", "%zu", n);
+    outcome = "ok";
+cleanup:
+    free(devs);
+    return outcome;
+}
+
+static const char *top_device(const support_caller *who, support_vars *vars) {
+    device *devs = NULL;
+    size_t n = 0;
+    const char *outcome = "unavailable";
+    char from[11], to[11];
+    if (support_local_date(who->tz, who->now_ms, WEEK_DAYS, from) || support_local_date(who->tz, who->now_ms, 1, to))
+        return outcome;
+    support_vars_set(vars, "from", "%s", from);
+    support_vars_set(vars, "to", "%s", to);
+    support_vars_set(vars, "days", "%d", WEEK_DAYS);
+    support_vars_set(vars, "tz", "%s", who->tz);
+    if (list_devices(who, &devs, &n)) goto cleanup;
+    if (n == 0) {
+        outcome = "no_devices";
+        goto cleanup;
+    }
+    if (sum_days(who, devs, n, 1, WEEK_DAYS)) goto cleanup;
+    /* The list comes ordered by name, so a tie goes to the first name: the same answer every time. */
+    size_t best = 0;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += devs[i].kwh;
+        if (devs[i].kwh > devs[best].kwh) best = i;
+    }
+    support_vars_set(vars, "total_kwh", "%.2f", total);
+    if (devs[best].kwh <= 0) {
+        outcome = "no_usage";
+        goto cleanup;
+    }
+    support_vars_set(vars, "device", "%s", devs[best].name);
+    support_vars_set(vars, "device_kwh", "%.2f", devs[best].kwh);
+    support_vars_set(vars, "share", "%.0f", 100.0 * devs[best].kwh / total);
+    outcome = "ok";
+cleanup:
+    free(devs);
+    return outcome;
+}
+
+#define ALERT_PAGE 100
+
+/* The latest of an alert list (ordered newest first) within the window, and how many are; -1 on a bad answer. */
+typedef struct alert_tally {
+    size_t count;
+    int more;       /* a full page still inside the window: there may be more */
+    json_t *latest; /* borrowed from the page it came from, kept alive by the caller */
+    int64_t latest_start;
+} alert_tally;
+
+static int tally_page(json_t *items, int64_t since, alert_tally *t) {
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *a = json_array_get(items, i), *start = json_object_get(a, "hour_start");
+        if (!json_is_integer(start)) return -1;
+        int64_t at = json_integer_value(start);
+        if (at < since) continue;
+        t->count++;
+        if (!t->latest || at > t->latest_start) {
+            t->latest = a;
+            t->latest_start = at;
+        }
+        if (i + 1 == ALERT_PAGE) t->more = 1;
+    }
+    return 0;
+}
+
+/*
+ * Alerts of each device the caller owns, one API call per device: exact for
+ * a client and for an admin alike (an admin's unfiltered list is everybody's).
+ */
+static const char *limit_alerts(const support_caller *who, support_vars *vars) {
+    const int64_t since = who->now_ms - (int64_t)WEEK_DAYS * 86400 * 1000;
+    const char *outcome = "unavailable";
+    device *devs = NULL;
+    size_t ndev = 0;
+    json_t *pages = json_array(); /* keeps every page alive while `latest` points into one */
+    alert_tally t = {0};
+    support_vars_set(vars, "days", "%d", WEEK_DAYS);
+    support_vars_set(vars, "tz", "%s", who->tz);
+    if (!pages || list_devices(who, &devs, &ndev)) goto cleanup;
+    for (size_t i = 0; i < ndev; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/api/alerts?device_id=%s&limit=%d", devs[i].id, ALERT_PAGE);
+        json_t *doc = api_get(who, path), *items = json_object_get(doc, "items");
+        json_array_append_new(pages, doc);
+        if (!json_is_array(items) || tally_page(items, since, &t)) goto cleanup;
+    }
+    if (t.count == 0) {
+        outcome = "no";
+        goto cleanup;
+    }
+    const char *name = json_string_value(json_object_get(t.latest, "device_name"));
+    char when[40];
+    local_time(who->tz, t.latest_start, when, sizeof when);
+    support_vars_set(vars, "count", "%zu%s", t.count, t.more ? "+" : "");
+    support_vars_set(vars, "device", "%s", name ? name : "a device");
+    support_vars_set(vars, "hour", "%s", when);
+    support_vars_set(vars, "total_kwh", "%.2f", json_number_value(json_object_get(t.latest, "total_kwh")));
+    support_vars_set(vars, "limit_kwh", "%.2f", json_number_value(json_object_get(t.latest, "limit_kwh")));
+    outcome = "yes";
+cleanup:
+    json_decref(pages);
+    free(devs);
+    return outcome;
+}
+
+static const char *const usage_outcomes[] = {"ok", "no_devices", "unavailable", NULL};
+static const char *const usage_vars[] = {"total_kwh", "date", "tz", "device_count", NULL};
+static const char *const top_outcomes[] = {"ok", "no_devices", "no_usage", "unavailable", NULL};
+static const char *const top_vars[] = {"device", "device_kwh", "share", "total_kwh", "days", "from", "to", "tz", NULL};
+static const char *const alert_outcomes[] = {"yes", "no", "unavailable", NULL};
+static const char *const alert_vars[] = {"count", "days", "device", "hour", "total_kwh", "limit_kwh", "tz", NULL};
+
+const support_action support_actions[] = {
+    {"usage_yesterday", usage_outcomes, usage_vars, usage_yesterday},
+    {"top_device", top_outcomes, top_vars, top_device},
+    {"limit_alerts", alert_outcomes, alert_vars, limit_alerts},
+};
+const size_t support_nactions = sizeof support_actions / sizeof support_actions[0];
