@@ -56,7 +56,7 @@ for name, limit, cls, scale in (("Kitchen", 1.2, "A+", 1.0), ("Heat pump", 2.5, 
     devices.append({"id": dev["id"], "name": name, "scale": scale})
 
 config = {"devices": devices, "interval_s": 600, "timezone": "Europe/Bucharest", "seed": 7,
-          "target": {"http": base + "/api/readings"}}
+          "target": {"http": base + "/api/readings", "token": os.environ["EMS_INGEST_TOKEN"]}}
 with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
     json.dump(config, f)
 try:

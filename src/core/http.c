@@ -434,7 +434,7 @@ static void set_reply(ems_resp *resp, int status, char *content_type, char *data
 }
 
 ems_rc ems_reply_json(ems_resp *resp, int status, json_t *body) {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(body);
     char *type = strdup("application/json");
     if (!text || !type) {
@@ -618,7 +618,7 @@ static enum MHD_Result builtin_readyz(http_req *q) {
         if (h->ready[i].fn(h->ready[i].ctx, why, sizeof why)) continue;
         json_t *body = json_pack("{s:s,s:s}", "status", "not_ready", "reason", why[0] ? why : "not ready");
         if (!body) body = json_pack("{s:s,s:s}", "status", "not_ready", "reason", "not ready");
-        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
         json_decref(body);
         return text ? queue(q, 503, json_response(text), 1) : reply_error(q, EMS_NOMEM, NULL, NULL);
     }

@@ -61,7 +61,11 @@ const char *ems_req_ip(const ems_req *r);
  */
 ems_rc ems_req_unpack(ems_req *r, ems_resp *resp, const char *fmt, ...);
 
-/* Replies.  Each returns EMS_OK so that a handler can `return ems_reply_json(...)`. */
+/*
+ * Replies.  Each returns EMS_OK so that a handler can `return ems_reply_json(...)`.
+ * Numbers are written with 15 significant digits: 0.721188, not the binary
+ * noise 0.72118800000000005 that a double holds.
+ */
 ems_rc ems_reply_json(ems_resp *resp, int status, json_t *body);            /* steals body */
 ems_rc ems_reply_raw(ems_resp *resp, int status, const char *content_type, char *data,
                      size_t len);                                          /* takes data (malloc'd) */
