@@ -12,6 +12,7 @@ pkgs=(
   libcmocka-dev rabbitmq-server nginx wrk
   python3 openssl gettext-base procps iproute2
   chromium docker-compose
+  libgtk-4-dev xvfb xauth
 )
 # Node.js and npm build and test the web app; keep a newer Node that is already installed.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
