@@ -42,7 +42,7 @@ static const ems_conf_def common_conf[] = {
     {"jwt_private_key_file", "EMS_JWT_PRIVATE_KEY_FILE", EMS_CONF_STR, "", 0, 0,
      "ES256 private key, auth role only (embedded default: <data_dir>/jwt-private.pem)"},
     {"ingest_token", "EMS_INGEST_TOKEN", EMS_CONF_SECRET, "", 0, 0, "bearer secret for POST /api/readings"},
-    {"ws_url", "EMS_WS_URL", EMS_CONF_STR, "", 0, 0, "WebSocket URL told to the web app (default /ws)"},
+    {"ws_url", "EMS_WS_URL", EMS_CONF_STR, "", 0, 0, "WebSocket URL told to the web app (default: /ws behind a gateway, ws://<host>:<ws_port>/ws embedded)"},
     {"db_ip", "DB_IP", EMS_CONF_STR, "127.0.0.1", 0, 0, "PostgreSQL host"},
     {"db_port", "DB_PORT", EMS_CONF_INT, "5432", 1, 65535, "PostgreSQL port"},
     {"db_user", "DB_USER", EMS_CONF_STR, "postgres", 0, 0, "PostgreSQL user"},
@@ -216,14 +216,29 @@ static int ready_bus(void *ctx, char *why, size_t len) {
 }
 
 typedef struct config_ctx {
-    const char *mode, *ws_url;
+    const char *mode;
+    const char *ws_url; /* configured, or NULL: the embedded ws port on the host the browser used */
+    long ws_port;
 } config_ctx;
 
 static ems_rc serve_config(ems_req *req, ems_resp *resp, void *ctx) {
-    (void)req;
     config_ctx *cc = ctx;
+    char url[300];
+    if (cc->ws_url) {
+        snprintf(url, sizeof url, "%s", cc->ws_url);
+    } else {
+        /* The browser reached us by this Host; the WebSocket listens on its own port there. */
+        const char *host = ems_req_header(req, "Host");
+        char name[256] = "127.0.0.1";
+        if (host && *host && strlen(host) < sizeof name && !strpbrk(host, "/\\ \"'<>")) {
+            snprintf(name, sizeof name, "%s", host);
+            char *colon = strrchr(name, ':');
+            if (colon && !strchr(colon, ']')) *colon = '\0';
+        }
+        snprintf(url, sizeof url, "ws://%s:%ld/ws", name, cc->ws_port);
+    }
     return ems_reply_json(resp, 200,
-                          json_pack("{s:s, s:s, s:s}", "version", EMS_VERSION, "mode", cc->mode, "ws_url", cc->ws_url));
+                          json_pack("{s:s, s:s, s:s}", "version", EMS_VERSION, "mode", cc->mode, "ws_url", url));
 }
 
 static const ems_route config_routes[] = {
@@ -314,7 +329,13 @@ static int serve(int argc, char **argv) {
         snprintf(err, sizeof err, "cannot create the HTTP server");
         goto fail;
     }
-    config_ctx cfg = {embedded ? "embedded" : "distributed", *ems_conf_str(c, "ws_url") ? ems_conf_str(c, "ws_url") : "/ws"};
+    const char *ws_url = ems_conf_str(c, "ws_url");
+    long ws_port = ems_conf_int(c, "ws_port");
+    config_ctx cfg = {
+        .mode = embedded ? "embedded" : "distributed",
+        .ws_url = *ws_url ? ws_url : embedded ? NULL : "/ws",
+        .ws_port = ws_port ? ws_port : ems_conf_int(c, "port") + 1,
+    };
     ems_http_routes(http, config_routes, 1, &cfg);
     if (!embedded) ems_http_ready_check(http, ready_bus, bus);
 
@@ -355,12 +376,14 @@ static int serve(int argc, char **argv) {
 fail:
     fprintf(stderr, "ems: %s\n", err[0] ? err : "start-up failed");
 cleanup:
-    /* Stop producers before consumers, consumers before the state they use. */
-    for (size_t i = 0; i < nrun; i++) ems_outbox_stop(run[i].env.outbox);
+    /* Stop producers before consumers, consumers before the state they use;
+     * an outbox outlives the consumers that may still kick it. */
+    for (size_t i = 0; i < nrun; i++) ems_outbox_halt(run[i].env.outbox);
     ems_http_free(http);
     ems_bus_close(bus);
     for (size_t i = nrun; i-- > 0;) {
         if (run[i].state) run[i].def->stop(run[i].state);
+        ems_outbox_stop(run[i].env.outbox);
         ems_store_close(run[i].env.store);
     }
     ems_jwt_free(jwt);

@@ -17,7 +17,7 @@
 # Every port is derived from --port-base (default 18000), so clusters whose
 # bases are 40 or more apart never clash:
 #   base+0 gateway   base+1 auth   base+2 users   base+3 devices   base+4 balancer
-#   base+5 ws        base+6 support   base+10.. monitoring replicas 1..N
+#   base+5 ws        base+6 support   base+7 ws WebSocket   base+10.. monitoring replicas 1..N
 #   base+20 gateway status   base+30 PostgreSQL   base+31 AMQP   base+32 RabbitMQ UI
 #   (RabbitMQ's distribution and epmd ports: see tests/lib/rabbitmq.sh ports)
 #
@@ -101,6 +101,7 @@ port_of() { # role [replica]
     devices) echo $((b + 3)) ;;
     balancer) echo $((b + 4)) ;;
     ws) echo $((b + 5)) ;;
+    ws-socket) echo $((b + 7)) ;;
     support) echo $((b + 6)) ;;
     monitoring) echo $((b + 9 + ${2:-1})) ;;
     status) echo $((b + 20)) ;;
@@ -286,6 +287,13 @@ start_role() { # instance
     if [ "$role" = auth ]; then
         vars+=(EMS_JWT_PRIVATE_KEY_FILE="$DIR/keys/jwt-private.pem" EMS_ADMIN_PASSWORD="$ADMIN_PASSWORD")
     fi
+    if [ "$role" = ws ]; then
+        vars+=(EMS_WS_PORT="$(port_of ws-socket)")
+    fi
+    if [ "$role" = support ]; then
+        # Answers from the caller's own data go through the gateway, with the caller's token.
+        vars+=(EMS_API_URL="http://127.0.0.1:$(port_of gateway)")
+    fi
     # A background job of a non-interactive shell is no group leader, so
     # env and setsid exec in place: $! is the ems process itself.
     env "${vars[@]}" setsid "$EMS_BIN" serve --role "$role" >>"$DIR/logs/$inst.log" 2>&1 </dev/null &
@@ -332,6 +340,7 @@ EOF
     GW_DEVICES_SERVERS=$(server_lines devices)
     GW_MONITORING_SERVERS=$(server_lines monitoring)
     GW_WS_SERVERS=$(server_lines ws)
+    export GW_WS_SOCKET_SERVERS="server 127.0.0.1:$(port_of ws-socket);"
     GW_SUPPORT_SERVERS=$(server_lines support)
     # Only our ${GW_...} names: nginx's own $variables must stay as they are.
     # shellcheck disable=SC2016
@@ -445,7 +454,8 @@ cmd_start() {
         fi
     done
     for p in $(for inst in $(instances); do instance_port "$inst"; done) \
-        "$(port_of gateway)" "$(port_of status)" "$(port_of postgres)" "$(port_of amqp)" "$(port_of mgmt)"; do
+        "$(port_of gateway)" "$(port_of status)" "$(port_of postgres)" "$(port_of amqp)" "$(port_of mgmt)" \
+        "$(port_of ws-socket)"; do
         port_free "$p" || die "port $p on 127.0.0.1 is taken: choose another --port-base"
     done
     command -v nginx >/dev/null || die "nginx is not installed (apt-get install nginx)"

@@ -42,6 +42,7 @@ struct ems_outbox {
     pthread_mutex_t relay_mu; /* one relay pass at a time: the thread's or a flush */
     pthread_cond_t cv;  /* on CLOCK_MONOTONIC */
     int stop, kicked;
+    int joined; /* the relay thread has ended (ems_outbox_halt) */
 };
 
 static int64_t now_ms(void) {
@@ -218,13 +219,19 @@ void ems_outbox_kick(ems_outbox *o) {
     pthread_mutex_unlock(&o->mu);
 }
 
-void ems_outbox_stop(ems_outbox *o) {
-    if (!o) return;
+void ems_outbox_halt(ems_outbox *o) {
+    if (!o || o->joined) return;
     pthread_mutex_lock(&o->mu);
     o->stop = 1;
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
     pthread_join(o->thread, NULL);
+    o->joined = 1;
+}
+
+void ems_outbox_stop(ems_outbox *o) {
+    if (!o) return;
+    ems_outbox_halt(o);
     pthread_cond_destroy(&o->cv);
     pthread_mutex_destroy(&o->mu);
     pthread_mutex_destroy(&o->relay_mu);

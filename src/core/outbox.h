@@ -50,6 +50,12 @@ void ems_outbox_kick(ems_outbox *o);
 ems_rc ems_outbox_flush(ems_outbox *o);
 /* Number of events not yet published (for tests and /metrics). */
 long ems_outbox_pending(ems_outbox *o);
+/*
+ * Ends the relay thread but keeps the outbox, so that consumers still
+ * running may kick it harmlessly while the process shuts down.
+ */
+void ems_outbox_halt(ems_outbox *o); /* accepts NULL */
+/* Halts it if needed and frees it. */
 void ems_outbox_stop(ems_outbox *o); /* accepts NULL */
 
 #endif

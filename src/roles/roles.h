@@ -11,6 +11,7 @@ extern const ems_role_def ems_role_users;
 extern const ems_role_def ems_role_devices;
 extern const ems_role_def ems_role_monitoring;
 extern const ems_role_def ems_role_balancer;
+extern const ems_role_def ems_role_ws;
 extern const ems_role_def ems_role_support;
 
 /* Every role, in the order `ems serve` starts them. */

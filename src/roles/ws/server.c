@@ -1,0 +1,447 @@
+/*
+ * server.c — the ws role's WebSocket server (libwebsockets, one service thread).
+ *
+ * A connection to GET /ws is accepted only with a valid token (?token=... or
+ * "Authorization: Bearer ..."); anything else is refused before the upgrade.
+ * Each session keeps its principal, a queue of frames to write (written one
+ * per WRITEABLE callback, as lws requires) and a small budget: a message
+ * larger than max_message gets an error and a close (1009), more than
+ * `rate` messages in one second a close (1008), a binary frame an error.
+ *
+ * Sessions are found by user id in a hash table; administrators are also on
+ * a list of their own, since every conversation includes them.  All of it
+ * belongs to the service thread; other threads only append to the job queue
+ * under its lock and wake the loop with lws_cancel_service.
+ */
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+#include "ws.h"
+
+#define BUCKETS 4096
+/* A session whose unsent frames exceed this is too slow to keep. */
+#define MAX_PENDING_BYTES (4u << 20)
+
+typedef struct out_frame {
+    struct out_frame *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes, then the text */
+} out_frame;
+
+typedef struct session {
+    struct lws *wsi;
+    ems_principal who;
+    int linked;                    /* in the maps (between ESTABLISHED and CLOSED) */
+    struct session *next_user;     /* bucket chain */
+    struct session *next_admin;
+    out_frame *out_head, *out_tail;
+    size_t out_bytes;
+    char *rx;                      /* the message being assembled */
+    size_t rx_len;
+    int64_t window_ms;             /* flood control: start of this second */
+    unsigned window_count;
+    int close_code;                /* nonzero: close after the pending frames */
+} session;
+
+struct ws_server {
+    ws_role *w;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    int port;
+    pthread_t thread;
+    int started;
+    atomic_int stopping;
+    pthread_mutex_t lock; /* guards the job queue */
+    ws_job *jobs_head, *jobs_tail;
+    session *buckets[BUCKETS]; /* service thread only, from here on */
+    session *admins;
+    size_t nsessions;
+};
+
+static unsigned bucket_of(const char *id) {
+    uint32_t h = 2166136261u;
+    for (; *id; id++) h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % BUCKETS;
+}
+
+static unsigned user_sessions(ws_server *s, const char *id) {
+    unsigned n = 0;
+    for (session *p = s->buckets[bucket_of(id)]; p; p = p->next_user)
+        if (strcmp(p->who.id, id) == 0) n++;
+    return n;
+}
+
+static void link_session(ws_server *s, session *ss) {
+    unsigned b = bucket_of(ss->who.id);
+    ss->next_user = s->buckets[b];
+    s->buckets[b] = ss;
+    if (ss->who.role == EMS_ROLE_ADMIN) {
+        ss->next_admin = s->admins;
+        s->admins = ss;
+    }
+    ss->linked = 1;
+    s->nsessions++;
+}
+
+static void unlink_session(ws_server *s, session *ss) {
+    for (session **pp = &s->buckets[bucket_of(ss->who.id)]; *pp; pp = &(*pp)->next_user)
+        if (*pp == ss) {
+            *pp = ss->next_user;
+            break;
+        }
+    for (session **pp = &s->admins; *pp; pp = &(*pp)->next_admin)
+        if (*pp == ss) {
+            *pp = ss->next_admin;
+            break;
+        }
+    ss->linked = 0;
+    s->nsessions--;
+}
+
+/* Queues a text frame for one session; a session that cannot keep up is closed. */
+static void send_text(session *ss, const char *text, size_t len) {
+    if (ss->close_code) return;
+    if (ss->out_bytes + len > MAX_PENDING_BYTES) {
+        /* It is not reading: waiting for it to become writable again could take forever. */
+        ems_log(EMS_LOG_WARN, "ws.slow_consumer", "user_id=%s pending=%zu", ss->who.id, ss->out_bytes);
+        ss->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+        lws_set_timeout(ss->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    out_frame *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f) return;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->buf + LWS_PRE, text, len);
+    if (ss->out_tail) ss->out_tail->next = f;
+    else ss->out_head = f;
+    ss->out_tail = f;
+    ss->out_bytes += len;
+    lws_callback_on_writable(ss->wsi);
+}
+
+static void send_json(session *ss, json_t *msg) {
+    char *text = json_dumps(msg, JSON_COMPACT);
+    if (text) send_text(ss, text, strlen(text));
+    free(text);
+}
+
+/* Sends the error frame, then closes with `code` once it is written. */
+static void fail_and_close(session *ss, ems_rc rc, const char *message, int code) {
+    json_t *e = ws_error(rc, message);
+    send_json(ss, e);
+    json_decref(e);
+    ss->close_code = code;
+    lws_callback_on_writable(ss->wsi);
+}
+
+static void deliver(ws_server *s, const ws_job *j) {
+    int to_user = j->target == WS_TO_USER || j->target == WS_TO_CONVERSATION;
+    if (to_user)
+        for (session *p = s->buckets[bucket_of(j->user)]; p; p = p->next_user)
+            if (strcmp(p->who.id, j->user) == 0 && strcmp(p->who.id, j->exclude) != 0) send_text(p, j->text, j->len);
+    if (j->target == WS_TO_CONVERSATION || j->target == WS_TO_ADMINS)
+        for (session *p = s->admins; p; p = p->next_admin)
+            if (strcmp(p->who.id, j->exclude) != 0 && !(to_user && strcmp(p->who.id, j->user) == 0))
+                send_text(p, j->text, j->len);
+    if (j->target == WS_TO_CLIENTS)
+        for (size_t b = 0; b < BUCKETS; b++)
+            for (session *p = s->buckets[b]; p; p = p->next_user)
+                if (p->who.role == EMS_ROLE_CLIENT && strcmp(p->who.id, j->exclude) != 0)
+                    send_text(p, j->text, j->len);
+}
+
+static void free_job(ws_job *j) {
+    if (!j) return;
+    free(j->text);
+    free(j);
+}
+
+static void drain_jobs(ws_server *s) {
+    pthread_mutex_lock(&s->lock);
+    ws_job *j = s->jobs_head;
+    s->jobs_head = s->jobs_tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (j) {
+        ws_job *next = j->next;
+        deliver(s, j);
+        free_job(j);
+        j = next;
+    }
+}
+
+void ws_server_post(ws_server *s, ws_target target, const char *user, const char *exclude, char *text) {
+    ws_job *j = s && text ? calloc(1, sizeof *j) : NULL;
+    if (!j) {
+        free(text);
+        return;
+    }
+    j->target = target;
+    snprintf(j->user, sizeof j->user, "%s", user ? user : "");
+    snprintf(j->exclude, sizeof j->exclude, "%s", exclude ? exclude : "");
+    j->text = text;
+    j->len = strlen(text);
+    pthread_mutex_lock(&s->lock);
+    if (s->jobs_tail) s->jobs_tail->next = j;
+    else s->jobs_head = j;
+    s->jobs_tail = j;
+    pthread_mutex_unlock(&s->lock);
+    if (!atomic_load(&s->stopping)) lws_cancel_service(s->ctx);
+}
+
+/* {"type":"presence","user_id","username","role","online"} to the other side. */
+static void announce_presence(ws_server *s, const ems_principal *who, int online) {
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "presence", "user_id", who->id, "username",
+                            who->username, "role", ems_role_name(who->role), "online", online);
+    ws_dispatch(s->w, who->role == EMS_ROLE_ADMIN ? WS_TO_CLIENTS : WS_TO_ADMINS, NULL, who->id, msg);
+    json_decref(msg);
+}
+
+/* Who of the other side is online here, for a new session. */
+static void send_presence_snapshot(ws_server *s, session *ss) {
+    ems_role other = ss->who.role == EMS_ROLE_ADMIN ? EMS_ROLE_CLIENT : EMS_ROLE_ADMIN;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (session *p = s->buckets[b]; p; p = p->next_user) {
+            if (p->who.role != other) continue;
+            int first = 1; /* one frame per user, not per session */
+            for (session *q = s->buckets[b]; q != p; q = q->next_user)
+                if (strcmp(q->who.id, p->who.id) == 0) first = 0;
+            if (!first) continue;
+            json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "presence", "user_id", p->who.id, "username",
+                                    p->who.username, "role", ems_role_name(p->who.role), "online", 1);
+            send_json(ss, msg);
+            json_decref(msg);
+        }
+}
+
+/*
+ * The token from ?token= (what a browser can send) or the Authorization
+ * header; copied into buf.  Not from Sec-WebSocket-Protocol: libwebsockets
+ * 4.1.6 refuses a subprotocol list as long as a JWT ("protocol list too long").
+ */
+static const char *token_of(struct lws *wsi, char *buf, int len) {
+    const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, len);
+    if (t && *t) return t;
+    if (lws_hdr_copy(wsi, buf, len, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) return ems_bearer(buf);
+    return NULL;
+}
+
+static int on_filter(ws_server *s, struct lws *wsi, session *ss) {
+    char uri[64], buf[4096];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0) {
+        ems_log(EMS_LOG_INFO, "ws.refused", "reason=path");
+        return -1;
+    }
+    const char *token = token_of(wsi, buf, sizeof buf);
+    if (!token || ems_jwt_verify(s->w->env->jwt, token, &ss->who) != EMS_OK || ss->who.role == EMS_ROLE_NONE) {
+        ems_log(EMS_LOG_INFO, "ws.refused", "reason=%s", token ? "bad_token" : "no_token");
+        memset(&ss->who, 0, sizeof ss->who);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_established(ws_server *s, session *ss) {
+    int first = user_sessions(s, ss->who.id) == 0;
+    link_session(s, ss);
+    ws_chat_seen_person(s->w, &ss->who);
+    json_t *backlog = ws_chat_backlog(s->w, &ss->who);
+    for (size_t i = 0; i < json_array_size(backlog); i++) send_json(ss, json_array_get(backlog, i));
+    json_decref(backlog);
+    send_presence_snapshot(s, ss);
+    ems_log(EMS_LOG_DEBUG, "ws.open", "user_id=%s role=%s sessions=%zu", ss->who.id, ems_role_name(ss->who.role),
+            s->nsessions);
+    if (first) announce_presence(s, &ss->who, 1);
+}
+
+static void on_closed(ws_server *s, session *ss) {
+    while (ss->out_head) {
+        out_frame *f = ss->out_head;
+        ss->out_head = f->next;
+        free(f);
+    }
+    ss->out_tail = NULL;
+    free(ss->rx);
+    ss->rx = NULL;
+    if (!ss->linked) return;
+    unlink_session(s, ss);
+    if (!atomic_load(&s->stopping) && user_sessions(s, ss->who.id) == 0) announce_presence(s, &ss->who, 0);
+}
+
+static int on_writeable(session *ss) {
+    out_frame *f = ss->out_head;
+    if (f) {
+        ss->out_head = f->next;
+        if (!ss->out_head) ss->out_tail = NULL;
+        ss->out_bytes -= f->len;
+        int n = lws_write(ss->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+        free(f);
+        if (n < 0) return -1;
+        if (ss->out_head || ss->close_code) lws_callback_on_writable(ss->wsi);
+        return 0;
+    }
+    if (ss->close_code) {
+        lws_close_reason(ss->wsi, (enum lws_close_status)ss->close_code, NULL, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 if this message goes over the per-second budget. */
+static int flooding(ws_server *s, session *ss) {
+    int64_t now = ems_now_ms();
+    if (now - ss->window_ms >= 1000) {
+        ss->window_ms = now;
+        ss->window_count = 0;
+    }
+    return ++ss->window_count > s->w->rate;
+}
+
+static void on_receive(ws_server *s, struct lws *wsi, session *ss, const char *in, size_t len) {
+    if (ss->close_code) return;
+    int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (ss->rx_len + len > s->w->max_message) { /* the rest of it is ignored: close_code is set */
+        free(ss->rx);
+        ss->rx = NULL;
+        ss->rx_len = 0;
+        fail_and_close(ss, EMS_TOO_LARGE, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+        return;
+    }
+    char *rx = realloc(ss->rx, ss->rx_len + len + 1);
+    if (!rx) return;
+    memcpy(rx + ss->rx_len, in, len);
+    ss->rx = rx;
+    ss->rx_len += len;
+    ss->rx[ss->rx_len] = '\0';
+    if (!last) return;
+
+    char *msg = ss->rx;
+    size_t msg_len = ss->rx_len;
+    ss->rx = NULL;
+    ss->rx_len = 0;
+    if (flooding(s, ss)) {
+        ems_log(EMS_LOG_WARN, "ws.flood", "user_id=%s", ss->who.id);
+        fail_and_close(ss, EMS_RATE_LIMITED, "too many messages", LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    } else if (lws_frame_is_binary(wsi)) {
+        json_t *e = ws_error(EMS_UNSUPPORTED, "binary frames are not understood: send JSON text");
+        send_json(ss, e);
+        json_decref(e);
+    } else {
+        json_t *reply = NULL;
+        ws_chat_handle(s->w, &ss->who, msg, msg_len, &reply);
+        if (reply) send_json(ss, reply);
+        json_decref(reply);
+    }
+    free(msg);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    ws_server *s = vh ? lws_get_vhost_user(vh) : NULL;
+    session *ss = user;
+    if (reason == LWS_CALLBACK_HTTP) { /* a plain request to the WebSocket port: answered and closed */
+        lws_return_http_status(wsi, 426, "WebSocket only: GET /ws with an Upgrade");
+        return -1;
+    }
+    if (!s || (!ss && reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)) /* fail closed */
+        return reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION ? -1 : 0;
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+        drain_jobs(s);
+        return 0;
+    }
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return on_filter(s, wsi, ss);
+    case LWS_CALLBACK_ESTABLISHED:
+        ss->wsi = wsi;
+        on_established(s, ss);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        on_closed(s, ss);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(ss);
+    case LWS_CALLBACK_RECEIVE:
+        on_receive(s, wsi, ss, in, len);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"ems", callback, sizeof(session), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* libwebsockets' own log lines, in ours. */
+static void lws_log_emit(int level, const char *line) {
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    ems_log(level == LLL_ERR ? EMS_LOG_ERROR : EMS_LOG_WARN, "ws.lws", "msg=\"%.*s\"", (int)n, line);
+}
+
+static void *service(void *arg) {
+    ws_server *s = arg;
+    while (!atomic_load(&s->stopping))
+        if (lws_service(s->ctx, 0) < 0) break;
+    return NULL;
+}
+
+ems_rc ws_server_start(ws_role *w, const char *bind, int port, ws_server **out) {
+    ws_server *s = calloc(1, sizeof *s);
+    if (!s) return EMS_NOMEM;
+    s->w = w;
+    pthread_mutex_init(&s->lock, NULL);
+    lws_set_log_level(LLL_ERR, lws_log_emit); /* its warnings repeat ours (e.g. every refused upgrade) */
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port ? port : CONTEXT_PORT_NO_LISTEN;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.count_threads = 1;
+    info.fd_limit_per_thread = 0;
+    if (!(s->ctx = lws_create_context(&info))) goto fail;
+
+    /* The vhost carries the server as its user pointer; port 0 asks lws for any free port. */
+    info.port = port;
+    info.iface = bind && *bind ? bind : "127.0.0.1";
+    info.protocols = protocols;
+    info.user = s;
+    info.vhost_name = "ems-ws";
+    if (!(s->vhost = lws_create_vhost(s->ctx, &info))) goto fail;
+    s->port = lws_get_vhost_listen_port(s->vhost);
+    if (pthread_create(&s->thread, NULL, service, s) != 0) goto fail;
+    s->started = 1;
+    ems_log(EMS_LOG_INFO, "ws.listening", "bind=%s port=%d", info.iface, s->port);
+    *out = s;
+    return EMS_OK;
+fail:
+    ems_log(EMS_LOG_ERROR, "ws.listen_failed", "bind=%s port=%d", bind ? bind : "", port);
+    ws_server_stop(s);
+    return EMS_UNAVAILABLE;
+}
+
+int ws_server_port(const ws_server *s) { return s ? s->port : 0; }
+
+void ws_server_stop(ws_server *s) {
+    if (!s) return;
+    atomic_store(&s->stopping, 1);
+    if (s->started) {
+        lws_cancel_service(s->ctx);
+        pthread_join(s->thread, NULL);
+    }
+    if (s->ctx) lws_context_destroy(s->ctx); /* closes every session (CLOSED frees their frames) */
+    ws_job *j = s->jobs_head;
+    while (j) {
+        ws_job *next = j->next;
+        free_job(j);
+        j = next;
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

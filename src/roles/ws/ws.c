@@ -1,0 +1,147 @@
+/*
+ * ws.c — the ws role: live notifications and client–administrator chat.
+ *
+ * Owns the notifications, messages and people tables.  Alerts come from
+ * devices on internal.device.websocket.user.notification.queue; each is
+ * stored once (inbox) and pushed to every open session of the device's
+ * owner; an owner who is offline gets the unread ones, in order, when a
+ * session opens.  The WebSocket server (server.c) listens on a port of its
+ * own, ws_port: PORT+1 unless set.  The chat history is served over REST on
+ * the role's HTTP server (chat.c).  In distributed mode several ws replicas
+ * may run: each delivery is also published to the other live replicas
+ * (replicas.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "roles.h"
+#include "util.h"
+#include "ws.h"
+
+static const ems_conf_def ws_conf[] = {
+    {"ws_port", "EMS_WS_PORT", EMS_CONF_INT, "0", 0, 65535,
+     "WebSocket port (0: PORT+1, or any free port when PORT is 0)"},
+    {"ws_max_message", "EMS_WS_MAX_MESSAGE", EMS_CONF_INT, "16384", 256, 1048576,
+     "largest WebSocket message from a client, in bytes"},
+    {"ws_rate", "EMS_WS_RATE", EMS_CONF_INT, "50", 1, 100000,
+     "WebSocket messages per second a client may send before it is disconnected"},
+    {"ws_replica_id", "EMS_WS_REPLICA_ID", EMS_CONF_STR, "", 0, 0,
+     "this ws replica's name in distributed mode (default: <hostname>-<ws_port>)"},
+    {"ws_replica_queue_prefix", "RABBITMQ_WS_REPLICA_QUEUE_PREFIX", EMS_CONF_STR, "internal.ws.replica.", 0, 0,
+     "ws replica queues (+ replica id): deliveries for the sessions a replica holds"},
+};
+
+void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg) {
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (!text) return;
+    if (w->replicas) ws_replicas_publish(w->replicas, target, user, exclude, text);
+    ws_server_post(w->server, target, user, exclude, text);
+}
+
+/*
+ * internal.device.websocket.user.notification.queue: an alert enriched with
+ * its owner.  Stored with the inbox entry in one transaction, then pushed.
+ */
+static ems_verdict ws_on_notification(const char *queue, const char *body, size_t len, void *ctx) {
+    ws_role *w = ctx;
+    json_error_t jerr;
+    json_t *ev = json_loadb(body, len, 0, &jerr);
+    const char *event_id = NULL, *owner = NULL;
+    char *payload = NULL;
+    ems_rows *rows = NULL;
+    ems_db *db = NULL;
+    ems_verdict verdict = EMS_BUS_RETRY;
+    if (!json_is_object(ev) || json_unpack(ev, "{s:s, s:s}", "event_id", &event_id, "owner_id", &owner) ||
+        !ems_uuid_valid(owner) || !(payload = json_dumps(ev, JSON_COMPACT))) {
+        ems_log(EMS_LOG_WARN, "ws.bad_notification", "queue=%s", queue);
+        verdict = EMS_BUS_REJECT;
+        goto cleanup;
+    }
+    if (!(db = ems_store_get(w->env->store))) goto cleanup;
+    ems_rc rc = ems_db_begin(db);
+    if (!rc) rc = ems_inbox_first(db, event_id);
+    if (rc == EMS_CONFLICT) {
+        verdict = EMS_BUS_ACK; /* seen before */
+        ems_db_rollback(db);
+        goto cleanup;
+    }
+    if (!rc)
+        rc = ems_db_query(db, &rows,
+                          "INSERT INTO notifications (user_id, payload, created_at) VALUES ($1, $2, $3) "
+                          "RETURNING id, created_at",
+                          "ssi", owner, payload, ems_now_ms());
+    if (!rc) rc = ems_db_commit(db);
+    if (rc) {
+        ems_db_rollback(db);
+        goto cleanup;
+    }
+    verdict = EMS_BUS_ACK;
+    json_t *msg = ws_notification_json(ems_rows_int(rows, 0, 0), payload, ems_rows_int(rows, 0, 1));
+    ws_dispatch(w, WS_TO_USER, owner, NULL, msg);
+    json_decref(msg);
+    ems_log(EMS_LOG_DEBUG, "ws.notification", "user_id=%s id=%lld", owner, (long long)ems_rows_int(rows, 0, 0));
+cleanup:
+    if (db) ems_store_put(w->env->store, db);
+    ems_rows_free(rows);
+    free(payload);
+    json_decref(ev);
+    return verdict;
+}
+
+static const ems_route ws_routes[] = {
+    {"GET", "/api/chat/conversations", EMS_ACCESS_USER, ws_conversations},
+    {"GET", "/api/chat/conversations/{peer_id}/messages", EMS_ACCESS_USER, ws_messages},
+};
+
+static void ws_stop(void *state) {
+    ws_role *w = state;
+    if (!w) return;
+    ws_replicas_stop(w->replicas);
+    ws_server_stop(w->server);
+    free(w);
+}
+
+/* ws_port, or PORT+1 (any free port when PORT is 0 too). */
+static int ws_port_of(const ems_conf *c) {
+    long port = ems_conf_int(c, "ws_port");
+    if (port) return (int)port;
+    long http = ems_conf_int(c, "port");
+    return http && http < 65535 ? (int)http + 1 : 0;
+}
+
+static ems_rc ws_start(ems_role_env *env, void **state) {
+    ws_role *w = calloc(1, sizeof *w);
+    if (!w) return EMS_NOMEM;
+    w->env = env;
+    w->max_message = (size_t)ems_conf_int(env->conf, "ws_max_message");
+    w->rate = (unsigned)ems_conf_int(env->conf, "ws_rate");
+    const char *queue = EMS_Q_NOTIFICATION(env->conf);
+    ems_rc rc = ws_server_start(w, ems_conf_str(env->conf, "bind"), ws_port_of(env->conf), &w->server);
+    /*
+     * Without its replica queue (the broker refused it) this replica still
+     * serves its own sessions: loudly degraded rather than down.
+     */
+    if (!rc && !env->embedded && ws_replicas_start(w, &w->replicas) != EMS_OK)
+        ems_log(EMS_LOG_ERROR, "ws.replicas_off",
+                "reason=\"cannot declare or consume this replica's queue (broker permissions?)\" "
+                "effect=\"deliveries reach only the sessions on this replica\"");
+    if (!rc) rc = ems_http_routes(env->http, ws_routes, sizeof ws_routes / sizeof ws_routes[0], w);
+    if (!rc) rc = ems_bus_declare(env->bus, queue);
+    if (!rc) rc = ems_bus_consume(env->bus, queue, 100, ws_on_notification, w);
+    if (rc) {
+        ws_stop(w);
+        return rc;
+    }
+    *state = w;
+    return EMS_OK;
+}
+
+const ems_role_def ems_role_ws = {
+    .name = "ws",
+    .conf = ws_conf,
+    .nconf = sizeof ws_conf / sizeof ws_conf[0],
+    .has_store = 1,
+    .start = ws_start,
+    .stop = ws_stop,
+};

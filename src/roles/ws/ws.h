@@ -1,0 +1,98 @@
+/*
+ * ws.h — the ws role's private state, shared by its files.
+ *
+ * Threads and who owns what:
+ *   - the lws service thread (server.c) owns every session and the maps
+ *     that find them; it alone writes to sockets and handles client frames;
+ *   - any other thread (the notification consumer, a peer replica's
+ *     consumer) hands a delivery to it with ws_dispatch: a job goes on a
+ *     locked queue and lws_cancel_service wakes the loop;
+ *   - in distributed mode every delivery is also written to the outbox
+ *     for each other live replica (replicas.c, whose thread keeps this
+ *     replica's heartbeat), so that a message reaches whichever replica
+ *     holds the recipient's connection.
+ */
+#ifndef EMS_ROLE_WS_H
+#define EMS_ROLE_WS_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "role.h"
+
+/* Who a delivery is for. */
+typedef enum {
+    WS_TO_USER,         /* every session of `user` */
+    WS_TO_CONVERSATION, /* the client `user` and every administrator */
+    WS_TO_ADMINS,       /* every administrator */
+    WS_TO_CLIENTS,      /* every client */
+} ws_target;
+
+/* A frame to deliver; `text` is the JSON text sent as is. */
+typedef struct ws_job {
+    struct ws_job *next;
+    ws_target target;
+    char user[EMS_ID_LEN];    /* for USER / CONVERSATION */
+    char exclude[EMS_ID_LEN]; /* sessions of this user are skipped ("" = none) */
+    char *text;               /* malloc'd */
+    size_t len;
+} ws_job;
+
+typedef struct ws_server ws_server;
+typedef struct ws_replicas ws_replicas;
+
+typedef struct ws_role {
+    ems_role_env *env;
+    size_t max_message;  /* bytes of one client message */
+    unsigned rate;       /* client messages per second before the connection is closed */
+    ws_server *server;
+    ws_replicas *replicas; /* NULL in embedded mode */
+} ws_role;
+
+/* ---- server.c: the libwebsockets side ---- */
+
+/* Listens on bind:port (0 = any free port) and starts the service thread. */
+ems_rc ws_server_start(ws_role *w, const char *bind, int port, ws_server **out);
+int ws_server_port(const ws_server *s);
+void ws_server_stop(ws_server *s); /* accepts NULL */
+
+/*
+ * Hands a delivery to the service thread, from any thread.  Takes `text`
+ * (malloc'd).  Deliveries are made in the order they were handed over.
+ */
+void ws_server_post(ws_server *s, ws_target target, const char *user, const char *exclude, char *text);
+
+/* A delivery from this replica: to the local sessions and, distributed, to the other replicas. */
+void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg);
+
+/* ---- chat.c: what the clients' frames do (on the service thread) ---- */
+
+/* Handles one client message; on failure *reply is an error frame for the sender alone. */
+void ws_chat_handle(ws_role *w, const ems_principal *who, const char *data, size_t len, json_t **reply);
+
+/* Frames a new session gets first: hello, unread notifications, unseen chat messages. */
+json_t *ws_chat_backlog(ws_role *w, const ems_principal *who);
+
+/* A notification frame from its stored row. */
+json_t *ws_notification_json(int64_t id, const char *payload, int64_t created_at);
+
+/* Records who connected (people table). */
+void ws_chat_seen_person(ws_role *w, const ems_principal *who);
+
+/* An error frame {"type":"error","code":...,"message":...}. */
+json_t *ws_error(ems_rc rc, const char *message);
+
+/* REST handlers. */
+ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx);
+ems_rc ws_messages(ems_req *req, ems_resp *resp, void *ctx);
+
+/* ---- replicas.c: distributed mode only ---- */
+
+ems_rc ws_replicas_start(ws_role *w, ws_replicas **out);
+/* Writes a delivery (its envelope) to the outbox for every other live replica. */
+void ws_replicas_publish(ws_replicas *r, ws_target target, const char *user, const char *exclude, const char *text);
+void ws_replicas_stop(ws_replicas *r); /* accepts NULL */
+
+#endif

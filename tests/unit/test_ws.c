@@ -1,0 +1,509 @@
+/*
+ * test_ws.c — the ws role in process: notifications from the bus to the
+ * owner's WebSocket sessions, and deliveries between two replicas.
+ *
+ * Each test starts a real ws role (libwebsockets on a free loopback port)
+ * over a temporary SQLite database migrated with sql/ws/sqlite and the
+ * in-process bus, and talks to it with the small RFC 6455 client below.
+ * Notifications are published on the bus as the devices role would.  The
+ * two-replica test runs two roles in distributed shape (embedded = 0) over
+ * one database and one bus: a chat message sent on one replica must reach a
+ * session held by the other through the replica queues.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "bus.h"
+#include "conf.h"
+#include "http.h"
+#include "log.h"
+#include "roles.h"
+#include "outbox.h"
+#include "store.h"
+#include "ws/ws.h"
+
+#ifndef EMS_SOURCE_DIR
+#define EMS_SOURCE_DIR "."
+#endif
+
+#define NQ "internal.device.websocket.user.notification.queue"
+
+static const char *source_dir(void) {
+    const char *d = getenv("EMS_SOURCE_DIR");
+    return d && *d ? d : EMS_SOURCE_DIR;
+}
+
+/* The keys of main.c's table that the role reads. */
+static const ems_conf_def test_conf[] = {
+    {"port", "PORT", EMS_CONF_INT, "0", 0, 65535, ""},
+    {"bind", "EMS_BIND", EMS_CONF_STR, "127.0.0.1", 0, 0, ""},
+    {"rabbitmq_notification_queue", NULL, EMS_CONF_STR, NQ, 0, 0, ""},
+};
+
+typedef struct replica {
+    ems_conf *conf;
+    ems_http *http;
+    ems_role_env env;
+    void *state;
+} replica;
+
+typedef struct fixture {
+    char dir[64];
+    ems_store *store;
+    ems_bus *bus;
+    ems_outbox *outbox;
+    ems_jwt *jwt;
+    replica r[2];
+} fixture;
+
+static char *tok_client1, *tok_client1_b, *tok_client2, *tok_admin;
+static ems_principal client1 = {.id = "11111111-1111-4111-8111-111111111111", .username = "ann", .role = EMS_ROLE_CLIENT};
+static ems_principal client2 = {.id = "22222222-2222-4222-8222-222222222222", .username = "bob", .role = EMS_ROLE_CLIENT};
+static ems_principal admin = {.id = "33333333-3333-4333-8333-333333333333", .username = "root", .role = EMS_ROLE_ADMIN};
+
+static int start_replica(fixture *fx, int i, int embedded, const char *queue) {
+    replica *r = &fx->r[i];
+    char err[256], rid[32];
+    r->conf = ems_conf_new();
+    ems_conf_add(r->conf, test_conf, sizeof test_conf / sizeof test_conf[0]);
+    ems_conf_add(r->conf, ems_role_ws.conf, ems_role_ws.nconf);
+    if (ems_conf_load(r->conf, NULL, 0, NULL, err, sizeof err)) return -1;
+    ems_conf_set(r->conf, "rabbitmq_notification_queue", queue, err, sizeof err);
+    snprintf(rid, sizeof rid, "test-%d", i);
+    ems_conf_set(r->conf, "ws_replica_id", rid, err, sizeof err);
+    ems_conf_set(r->conf, "ws_rate", "20", err, sizeof err);
+    ems_http_opts o = {.port = 0, .jwt = fx->jwt};
+    r->http = ems_http_new(&o);
+    r->env = (ems_role_env){.name = "ws", .conf = r->conf, .store = fx->store, .bus = fx->bus,
+                            .outbox = fx->outbox, .jwt = fx->jwt, .http = r->http, .embedded = embedded};
+    return ems_role_ws.start(&r->env, &r->state) == EMS_OK ? 0 : -1;
+}
+
+static int setup(void **state, int replicas) {
+    fixture *fx = calloc(1, sizeof *fx);
+    char err[256], url[128], pub[96], priv[96], mig[512];
+    ems_log_set_level(EMS_LOG_WARN);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_ws.XXXXXX");
+    if (!mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    snprintf(url, sizeof url, "sqlite:%s/ws.db", fx->dir);
+    snprintf(pub, sizeof pub, "%s/pub.pem", fx->dir);
+    snprintf(priv, sizeof priv, "%s/priv.pem", fx->dir);
+    snprintf(mig, sizeof mig, "%s/sql/ws/sqlite", source_dir());
+    if (ems_store_open(url, 4, &fx->store, err, sizeof err) || ems_store_migrate(fx->store, mig, err, sizeof err) ||
+        ems_bus_open("inproc:", &fx->bus, err, sizeof err) || ems_outbox_start(fx->store, fx->bus, &fx->outbox) ||
+        ems_jwt_load(priv, pub, 1, &fx->jwt, err, sizeof err)) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+    int64_t exp;
+    ems_jwt_sign(fx->jwt, &client1, 600, &tok_client1, &exp);
+    ems_jwt_sign(fx->jwt, &client1, 601, &tok_client1_b, &exp);
+    ems_jwt_sign(fx->jwt, &client2, 600, &tok_client2, &exp);
+    ems_jwt_sign(fx->jwt, &admin, 600, &tok_admin, &exp);
+    if (start_replica(fx, 0, replicas == 1, NQ)) return -1;
+    if (replicas == 2 && start_replica(fx, 1, 0, NQ ".second")) return -1;
+    *state = fx;
+    return 0;
+}
+
+static int setup_one(void **state) { return setup(state, 1); }
+static int setup_two(void **state) { return setup(state, 2); }
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    char cmd[128];
+    ems_outbox_stop(fx->outbox); /* producers, then consumers, as main.c does */
+    ems_bus_close(fx->bus);
+    for (int i = 0; i < 2; i++) {
+        if (fx->r[i].state) ems_role_ws.stop(fx->r[i].state);
+        ems_http_free(fx->r[i].http);
+        ems_conf_free(fx->r[i].conf);
+    }
+    ems_store_close(fx->store);
+    ems_jwt_free(fx->jwt);
+    free(tok_client1);
+    free(tok_client1_b);
+    free(tok_client2);
+    free(tok_admin);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
+    if (system(cmd) != 0) fprintf(stderr, "teardown: cannot remove %s\n", fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* ---- a minimal RFC 6455 client ---- */
+
+static int ws_port(fixture *fx, int i) { return ws_server_port(((ws_role *)fx->r[i].state)->server); }
+
+static int read_full(int fd, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = recv(fd, (char *)buf + got, n - got, 0);
+        if (k <= 0) return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+/* Connects with `token` in the query (NULL: none); the socket, or -1 when refused. */
+static int wsc_open(int port, const char *token) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[2048], resp[4096];
+    int n = snprintf(req, sizeof req,
+                     "GET /ws%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     token ? "?token=" : "", token ? token : "");
+    if (send(fd, req, (size_t)n, 0) != n) goto refused;
+    size_t got = 0;
+    while (got < sizeof resp - 1) { /* byte by byte: frames may follow the headers at once */
+        if (recv(fd, resp + got, 1, 0) != 1) goto refused;
+        got++;
+        resp[got] = '\0';
+        if (got >= 4 && strcmp(resp + got - 4, "\r\n\r\n") == 0) break;
+    }
+    if (strncmp(resp, "HTTP/1.1 101", 12) == 0) return fd;
+refused:
+    close(fd);
+    return -1;
+}
+
+static void wsc_send(int fd, int opcode, const char *data, size_t len) {
+    unsigned char h[14];
+    size_t hn = 0;
+    h[hn++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        h[hn++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        h[hn++] = 0x80 | 126;
+        h[hn++] = (unsigned char)(len >> 8);
+        h[hn++] = (unsigned char)len;
+    } else {
+        h[hn++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--) h[hn++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    memset(h + hn, 0, 4); /* a zero mask leaves the payload as it is */
+    hn += 4;
+    assert_int_equal(send(fd, h, hn, MSG_NOSIGNAL), (ssize_t)hn);
+    if (len) send(fd, data, len, MSG_NOSIGNAL);
+}
+
+static void wsc_send_json(int fd, const char *text) { wsc_send(fd, 1, text, strlen(text)); }
+
+/* The next frame: its opcode, payload malloc'd in *out; -1 on timeout or close of the socket. */
+static int wsc_recv(int fd, char **out) {
+    unsigned char h[2];
+    if (read_full(fd, h, 2)) return -1;
+    uint64_t len = h[1] & 0x7f;
+    if (len == 126) {
+        unsigned char e[2];
+        if (read_full(fd, e, 2)) return -1;
+        len = (uint64_t)e[0] << 8 | e[1];
+    } else if (len == 127) {
+        unsigned char e[8];
+        if (read_full(fd, e, 8)) return -1;
+        len = 0;
+        for (int i = 0; i < 8; i++) len = len << 8 | e[i];
+    }
+    char *p = malloc(len + 1);
+    if (read_full(fd, p, len)) {
+        free(p);
+        return -1;
+    }
+    p[len] = '\0';
+    *out = p;
+    return h[0] & 0x0f;
+}
+
+/* The first JSON frame of `type` within the timeout, skipping others; NULL if none (or closed). */
+static json_t *wsc_expect(int fd, const char *type) {
+    for (;;) {
+        char *p = NULL;
+        int op = wsc_recv(fd, &p);
+        if (op != 1) {
+            free(p);
+            return NULL;
+        }
+        json_t *j = json_loads(p, 0, NULL);
+        free(p);
+        const char *t = json_string_value(json_object_get(j, "type"));
+        if (t && strcmp(t, type) == 0) return j;
+        json_decref(j);
+    }
+}
+
+/* 1 if no frame of `type` arrives within ms. */
+static int wsc_quiet(int fd, const char *type, int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000}, back = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    json_t *j = wsc_expect(fd, type);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &back, sizeof back);
+    json_decref(j);
+    return j == NULL;
+}
+
+static void publish_alert(fixture *fx, const char *event_id, const char *owner, const char *device_name) {
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:f, s:f}", "event_id", event_id, "type", "alert",
+                           "device_id", "44444444-4444-4444-8444-444444444444", "device_name", device_name,
+                           "owner_id", owner, "hour_start", (json_int_t)1764240000000, "total_kwh", 3.5, "limit_kwh",
+                           2.0);
+    char *body = json_dumps(ev, JSON_COMPACT);
+    assert_int_equal(ems_bus_publish(fx->bus, NQ, body, strlen(body)), EMS_OK);
+    free(body);
+    json_decref(ev);
+}
+
+static long count_rows(fixture *fx, const char *sql) {
+    ems_db *db = ems_store_get(fx->store);
+    ems_rows *rows = NULL;
+    assert_int_equal(ems_db_query(db, &rows, sql, ""), EMS_OK);
+    long n = (long)ems_rows_int(rows, 0, 0);
+    ems_rows_free(rows);
+    ems_store_put(fx->store, db);
+    return n;
+}
+
+/* ---- tests ---- */
+
+static void test_refuses_missing_and_bad_tokens(void **state) {
+    fixture *fx = *state;
+    int port = ws_port(fx, 0);
+    assert_int_equal(wsc_open(port, NULL), -1);
+    assert_int_equal(wsc_open(port, "not-a-token"), -1);
+    char *forged = strdup(tok_client1);
+    forged[strlen(forged) - 3] = forged[strlen(forged) - 3] == 'A' ? 'B' : 'A'; /* break the signature */
+    assert_int_equal(wsc_open(port, forged), -1);
+    free(forged);
+    char *expired = NULL;
+    int64_t exp;
+    assert_int_equal(ems_jwt_sign(fx->jwt, &client1, -60, &expired, &exp), EMS_OK);
+    assert_int_equal(wsc_open(port, expired), -1);
+    free(expired);
+    int fd = wsc_open(port, tok_client1);
+    assert_true(fd >= 0);
+    json_t *hello = wsc_expect(fd, "hello");
+    assert_non_null(hello);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(hello, "user"), "id")), client1.id);
+    json_decref(hello);
+    close(fd);
+}
+
+static void test_notification_reaches_every_session_of_the_owner_only(void **state) {
+    fixture *fx = *state;
+    int port = ws_port(fx, 0);
+    int a = wsc_open(port, tok_client1), b = wsc_open(port, tok_client1_b), other = wsc_open(port, tok_client2);
+    assert_true(a >= 0 && b >= 0 && other >= 0);
+    json_decref(wsc_expect(a, "hello"));
+    json_decref(wsc_expect(b, "hello"));
+    json_decref(wsc_expect(other, "hello"));
+    publish_alert(fx, "aaaaaaaa-0000-4000-8000-000000000001", client1.id, "Heater");
+    for (int i = 0; i < 2; i++) {
+        json_t *n = wsc_expect(i ? b : a, "notification");
+        assert_non_null(n);
+        assert_string_equal(json_string_value(json_object_get(n, "kind")), "alert");
+        assert_string_equal(json_string_value(json_object_get(n, "device_name")), "Heater");
+        assert_true(json_integer_value(json_object_get(n, "id")) > 0);
+        json_decref(n);
+    }
+    assert_true(wsc_quiet(other, "notification", 300));
+    /* The same event again (broker redelivery) is stored and pushed once. */
+    publish_alert(fx, "aaaaaaaa-0000-4000-8000-000000000001", client1.id, "Heater");
+    assert_true(wsc_quiet(a, "notification", 300));
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM notifications"), 1);
+    close(a);
+    close(b);
+    close(other);
+}
+
+static void test_offline_notifications_in_order_and_read(void **state) {
+    fixture *fx = *state;
+    int port = ws_port(fx, 0);
+    publish_alert(fx, "aaaaaaaa-0000-4000-8000-000000000002", client1.id, "Oven");
+    publish_alert(fx, "aaaaaaaa-0000-4000-8000-000000000003", client1.id, "Boiler");
+    int fd = wsc_open(port, tok_client1);
+    json_t *hello = wsc_expect(fd, "hello");
+    assert_int_equal(json_integer_value(json_object_get(hello, "unread_notifications")), 2);
+    json_decref(hello);
+    json_t *n1 = wsc_expect(fd, "notification"), *n2 = wsc_expect(fd, "notification");
+    assert_string_equal(json_string_value(json_object_get(n1, "device_name")), "Oven");
+    assert_string_equal(json_string_value(json_object_get(n2, "device_name")), "Boiler");
+    char frame[128];
+    snprintf(frame, sizeof frame, "{\"type\":\"notification.read\",\"id\":%lld}",
+             (long long)json_integer_value(json_object_get(n1, "id")));
+    wsc_send_json(fd, frame);
+    json_t *ack = wsc_expect(fd, "notification.read");
+    assert_non_null(ack);
+    assert_int_equal(json_integer_value(json_object_get(ack, "id")), json_integer_value(json_object_get(n1, "id")));
+    json_decref(ack);
+    /* Someone else's notification cannot be marked. */
+    int other = wsc_open(port, tok_client2);
+    json_decref(wsc_expect(other, "hello"));
+    snprintf(frame, sizeof frame, "{\"type\":\"notification.read\",\"id\":%lld}",
+             (long long)json_integer_value(json_object_get(n2, "id")));
+    wsc_send_json(other, frame);
+    json_t *err = wsc_expect(other, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "not_found");
+    json_decref(err);
+    close(other);
+    close(fd);
+    /* Next time only the unread one comes. */
+    fd = wsc_open(port, tok_client1);
+    hello = wsc_expect(fd, "hello");
+    assert_int_equal(json_integer_value(json_object_get(hello, "unread_notifications")), 1);
+    json_t *again = wsc_expect(fd, "notification");
+    assert_string_equal(json_string_value(json_object_get(again, "device_name")), "Boiler");
+    json_decref(again);
+    json_decref(hello);
+    json_decref(n1);
+    json_decref(n2);
+    close(fd);
+}
+
+static void test_bad_notification_is_dead_lettered(void **state) {
+    fixture *fx = *state;
+    const char *bad[] = {"not json", "{\"event_id\":\"x\"}", "{\"event_id\":\"x\",\"owner_id\":\"nope\"}"};
+    for (size_t i = 0; i < 3; i++) assert_int_equal(ems_bus_publish(fx->bus, NQ, bad[i], strlen(bad[i])), EMS_OK);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM notifications"), 0);
+}
+
+static void test_bad_frames_get_errors_and_floods_a_close(void **state) {
+    fixture *fx = *state;
+    int port = ws_port(fx, 0);
+    int fd = wsc_open(port, tok_client1);
+    json_decref(wsc_expect(fd, "hello"));
+    const char *bad[] = {"nonsense", "[1,2]", "{\"no\":\"type\"}", "{\"type\":\"launch.rockets\"}",
+                         "{\"type\":\"chat.send\",\"text\":\"\"}", "{\"type\":\"chat.send\",\"text\":\"x\",\"extra\":1}"};
+    const char *codes[] = {"bad_request", "bad_request", "bad_request", "unknown_type", "bad_request", "bad_request"};
+    for (size_t i = 0; i < 6; i++) {
+        wsc_send_json(fd, bad[i]);
+        json_t *e = wsc_expect(fd, "error");
+        assert_non_null(e);
+        assert_string_equal(json_string_value(json_object_get(e, "code")), codes[i]);
+        json_decref(e);
+    }
+    wsc_send(fd, 2, "\x01\x02", 2); /* binary */
+    json_t *e = wsc_expect(fd, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "unsupported_media_type");
+    json_decref(e);
+    close(fd);
+
+    /* Oversized: an error, then a close (1009). */
+    fd = wsc_open(port, tok_client1);
+    json_decref(wsc_expect(fd, "hello"));
+    size_t big = 20000;
+    char *blob = malloc(big);
+    memset(blob, 'x', big);
+    wsc_send(fd, 1, blob, big);
+    free(blob);
+    e = wsc_expect(fd, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "too_large");
+    json_decref(e);
+    char *p = NULL;
+    assert_int_equal(wsc_recv(fd, &p), 8);
+    assert_int_equal(((unsigned char)p[0] << 8) | (unsigned char)p[1], 1009);
+    free(p);
+    close(fd);
+
+    /* A flood (the test's rate is 20/s): closed with 1008. */
+    fd = wsc_open(port, tok_client1);
+    json_decref(wsc_expect(fd, "hello"));
+    for (int i = 0; i < 40; i++) wsc_send_json(fd, "{\"type\":\"ping\"}");
+    int closed = 0;
+    for (int i = 0; i < 100 && !closed; i++) {
+        p = NULL;
+        int op = wsc_recv(fd, &p);
+        if (op == 8) {
+            closed = ((unsigned char)p[0] << 8 | (unsigned char)p[1]) == 1008;
+        } else if (op < 0) {
+            break;
+        }
+        free(p);
+        if (closed) p = NULL;
+    }
+    free(p);
+    assert_true(closed);
+    close(fd);
+
+    /* Still serving. */
+    fd = wsc_open(port, tok_client2);
+    json_t *hello = wsc_expect(fd, "hello");
+    assert_non_null(hello);
+    json_decref(hello);
+    close(fd);
+}
+
+static void test_chat_between_replicas(void **state) {
+    fixture *fx = *state;
+    /* The admin on replica 0, the client on replica 1; wait until each knows the other from the heartbeat. */
+    for (int i = 0; i < 50 && count_rows(fx, "SELECT count(*) FROM ws_replicas") < 2; i++) usleep(100 * 1000);
+    usleep(2500 * 1000);
+    int adm = wsc_open(ws_port(fx, 0), tok_admin), cli = wsc_open(ws_port(fx, 1), tok_client1);
+    assert_true(adm >= 0 && cli >= 0);
+    json_decref(wsc_expect(adm, "hello"));
+    json_decref(wsc_expect(cli, "hello"));
+    /* Presence crosses replicas too. */
+    json_t *pres = wsc_expect(adm, "presence");
+    assert_non_null(pres);
+    assert_string_equal(json_string_value(json_object_get(pres, "user_id")), client1.id);
+    json_decref(pres);
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"chat.send\",\"to\":\"%s\",\"text\":\"hello from replica 0\"}",
+             client1.id);
+    wsc_send_json(adm, frame);
+    json_t *m = wsc_expect(cli, "chat.message");
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "text")), "hello from replica 0");
+    assert_string_equal(json_string_value(json_object_get(m, "sender_role")), "admin");
+    json_decref(m);
+    wsc_send_json(cli, "{\"type\":\"chat.send\",\"text\":\"and back\"}");
+    m = wsc_expect(adm, "chat.message"); /* the admin's own message comes back to it first */
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "text")), "hello from replica 0");
+    json_decref(m);
+    m = wsc_expect(adm, "chat.message");
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "text")), "and back");
+    assert_string_equal(json_string_value(json_object_get(m, "conversation")), client1.id);
+    json_decref(m);
+    close(adm);
+    close(cli);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* as `ems serve` does: a peer that went away is not fatal */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_refuses_missing_and_bad_tokens, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_notification_reaches_every_session_of_the_owner_only, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_notifications_in_order_and_read, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_notification_is_dead_lettered, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_frames_get_errors_and_floods_a_close, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_between_replicas, setup_two, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

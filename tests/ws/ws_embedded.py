@@ -1,0 +1,318 @@
+"""
+ws_embedded.py — the ws role's black-box suite against a running `ems serve`.
+
+Environment: BASE_URL (the REST API), WS_PORT (the WebSocket port),
+ADMIN_USERNAME / ADMIN_PASSWORD, SERVER_PID (checked alive at the end).
+Registers two clients, signs the admin in, and checks over the wire:
+authentication of the upgrade, chat both ways with typing and read
+receipts, presence, offline delivery, authorization of sends and history,
+and that bad frames, oversized messages, unknown types and floods get an
+error or a close while the server keeps serving.  Prints "N passed, N failed".
+"""
+import json
+import os
+import secrets
+import sys
+import traceback
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ws_client import Closed, Refused, WSClient  # noqa: E402
+
+BASE = os.environ["BASE_URL"]
+WS_PORT = int(os.environ["WS_PORT"])
+HOST = "127.0.0.1"
+
+
+def http(method, path, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(BASE + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None
+
+
+class User:
+    def __init__(self, token, user):
+        self.token, self.id, self.username, self.role = token, user["id"], user["username"], user["role"]
+
+    def ws(self):
+        c = WSClient.connect(HOST, WS_PORT, token=self.token)
+        hello = c.expect("hello")
+        assert hello["user"]["id"] == self.id, hello
+        return c
+
+
+def register(prefix):
+    name = f"{prefix}{secrets.token_hex(4)}"
+    status, j = http("POST", "/api/auth/register", {
+        "username": name, "password": "pw-" + secrets.token_hex(8), "first_name": "T", "last_name": prefix,
+        "email": f"{name}@example.org"})
+    assert status == 201, (status, j)
+    return User(j["token"], j["user"])
+
+
+def login(username, password):
+    status, j = http("POST", "/api/auth/login", {"username": username, "password": password})
+    assert status == 200, (status, j)
+    return User(j["token"], j["user"])
+
+
+class F:
+    """Fixtures shared by the tests."""
+
+
+results = []
+
+
+def test(fn):
+    results.append(fn)
+    return fn
+
+
+@test
+def refuses_missing_bad_and_foreign_tokens():
+    for token in (None, "garbage", F.a.token[:-4] + "AAAA"):
+        try:
+            WSClient.connect(HOST, WS_PORT, token=token).close()
+        except Refused:
+            continue
+        raise AssertionError(f"upgrade accepted with token {token!r:.20}")
+    try:
+        WSClient.connect(HOST, WS_PORT, token=F.a.token, path="/other").close()
+        raise AssertionError("upgrade accepted on another path")
+    except Refused:
+        pass
+    # The Authorization header is accepted as well as ?token=.
+    c = WSClient.connect(HOST, WS_PORT, headers={"Authorization": "Bearer " + F.a.token})
+    assert c.expect("hello")["user"]["role"] == "client"
+    c.close()
+
+
+@test
+def chat_round_trip_with_typing_seen_and_presence():
+    adm = F.admin.ws()
+    a1, a2 = F.a.ws(), F.a.ws()  # two sessions of one client
+    # (an offline event of an earlier test's session may come first)
+    pres = adm.expect("presence", where=lambda m: m["user_id"] == F.a.id and m["online"])
+    assert pres["online"] is True and pres["role"] == "client", pres
+    # client → admin, echoed to the client's other session
+    a1.send_json({"type": "chat.typing"})
+    t = adm.expect("chat.typing")
+    assert t["user_id"] == F.a.id and t["conversation"] == F.a.id, t
+    assert a2.quiet("chat.typing"), "typing was echoed to the typist's own sessions"
+    a1.send_json({"type": "chat.send", "text": "my meter is odd"})
+    m = adm.expect("chat.message")
+    assert m["text"] == "my meter is odd" and m["sender_id"] == F.a.id and m["conversation"] == F.a.id, m
+    assert m["sender_role"] == "client" and m["seen_at"] is None and m["sender_name"] == F.a.username, m
+    assert a2.expect("chat.message")["id"] == m["id"]
+    assert a1.expect("chat.message")["id"] == m["id"]
+    # admin → client, with typing and a read receipt each way
+    adm.send_json({"type": "chat.typing", "to": F.a.id})
+    assert a1.expect("chat.typing")["role"] == "admin"
+    adm.send_json({"type": "chat.seen", "conversation": F.a.id, "up_to": m["id"]})
+    s = a1.expect("chat.seen")
+    assert s["up_to"] == m["id"] and s["by"] == F.admin.id, s
+    adm.send_json({"type": "chat.send", "to": F.a.id, "text": "looking into it"})
+    r = a1.expect("chat.message")
+    assert r["text"] == "looking into it" and r["sender_role"] == "admin", r
+    assert a2.expect("chat.message")["id"] == r["id"]
+    a2.send_json({"type": "chat.seen", "up_to": r["id"]})
+    s = adm.expect("chat.seen", where=lambda m: m["role"] == "client")
+    assert s["conversation"] == F.a.id and s["up_to"] == r["id"] and s["role"] == "client", s
+    # a client may name the admin explicitly
+    a1.send_json({"type": "chat.send", "to": F.admin.id, "text": "thanks"})
+    assert adm.expect("chat.message")["text"] == "thanks"
+    # presence: the client's last session closing is announced
+    a1.close()
+    assert adm.quiet("presence", 0.5, where=lambda m: m["user_id"] == F.a.id), "offline with a session left"
+    a2.close()
+    off = adm.expect("presence", where=lambda m: m["user_id"] == F.a.id)
+    assert off["online"] is False, off
+    adm.close()
+
+
+@test
+def history_and_conversations_over_rest():
+    st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages", token=F.a.token)
+    assert st == 200, (st, j)
+    texts = [m["text"] for m in j["items"]]
+    assert texts[-3:] == ["my meter is odd", "looking into it", "thanks"], texts
+    assert j["items"][-3]["seen_at"] is not None and j["items"][-2]["seen_at"] is not None, j["items"]
+    # paging: the newest first page of 1, then before it
+    st, p1 = http("GET", f"/api/chat/conversations/{F.a.id}/messages?limit=1", token=F.admin.token)
+    assert st == 200 and [m["text"] for m in p1["items"]] == ["thanks"] and p1["has_more"], p1
+    st, p2 = http("GET", f"/api/chat/conversations/{F.a.id}/messages?limit=1&before={p1['items'][0]['id']}",
+                  token=F.admin.token)
+    assert st == 200 and [m["text"] for m in p2["items"]] == ["looking into it"], p2
+    # the client may name its conversation by an admin's id too
+    st, j = http("GET", f"/api/chat/conversations/{F.admin.id}/messages", token=F.a.token)
+    assert st == 200 and j["conversation"] == F.a.id, (st, j)
+    st, j = http("GET", "/api/chat/conversations", token=F.admin.token)
+    assert st == 200, (st, j)
+    conv = [c for c in j["items"] if c["conversation"] == F.a.id]
+    assert conv and conv[0]["last_message"]["text"] == "thanks" and conv[0]["unread"] == 1, j
+    assert conv[0]["client"]["username"] == F.a.username, conv
+    st, j = http("GET", "/api/chat/conversations", token=F.a.token)
+    assert st == 200 and [c["conversation"] for c in j["items"]] == [F.a.id], j
+    assert j["items"][0]["unread"] == 0, j
+    st, j = http("GET", "/api/chat/conversations", token=F.b.token)
+    assert st == 200 and j["items"][0]["last_message"] is None, j
+
+
+@test
+def foreign_history_is_forbidden():
+    st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages", token=F.b.token)
+    assert st == 403 and j["error"]["code"] == "forbidden", (st, j)
+    st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages")
+    assert st == 401, (st, j)
+    st, j = http("GET", "/api/chat/conversations/not-an-id/messages", token=F.admin.token)
+    assert st == 400, (st, j)
+    st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages?limit=1000", token=F.admin.token)
+    assert st == 400, (st, j)
+
+
+@test
+def client_cannot_write_to_a_client():
+    b = F.b.ws()  # b is known to ws now
+    a = F.a.ws()
+    for to in (F.b.id, "00000000-0000-4000-8000-000000000000"):
+        a.send_json({"type": "chat.send", "to": to, "text": "psst"})
+        e = a.expect("error")
+        assert e["code"] == "forbidden", e
+        a.send_json({"type": "chat.typing", "to": to})
+        assert a.expect("error")["code"] == "forbidden"
+    assert b.quiet("chat.message") and b.quiet("chat.typing")
+    a.send_json({"type": "chat.seen", "conversation": F.b.id, "up_to": 1})
+    assert a.expect("error")["code"] == "forbidden"
+    # an admin cannot write to another admin either, nor without a recipient
+    adm = F.admin.ws()
+    adm.send_json({"type": "chat.send", "to": F.admin.id, "text": "me"})
+    assert adm.expect("error")["code"] == "forbidden"
+    adm.send_json({"type": "chat.send", "text": "nobody"})
+    assert adm.expect("error")["code"] == "bad_request"
+    for c in (a, b, adm):
+        c.close()
+
+
+@test
+def offline_delivery_on_connect():
+    # to an offline admin
+    a = F.a.ws()
+    a.send_json({"type": "chat.send", "text": "anyone there?"})
+    sent = a.expect("chat.message")
+    a.close()
+    adm = F.admin.ws()
+    got = adm.expect("chat.message", where=lambda m: m["id"] == sent["id"])
+    assert got["text"] == "anyone there?", got
+    # to an offline client
+    adm.send_json({"type": "chat.send", "to": F.b.id, "text": "your device is back"})
+    mid = adm.expect("chat.message", where=lambda m: m["conversation"] == F.b.id)["id"]
+    adm.close()
+    c = WSClient.connect(HOST, WS_PORT, token=F.b.token)
+    hello = c.expect("hello")
+    assert hello["unseen_messages"] >= 1, hello
+    got = c.expect("chat.message")
+    assert got["id"] == mid and got["text"] == "your device is back", got
+    # once seen, it is not replayed
+    c.send_json({"type": "chat.seen", "up_to": mid})
+    c.expect("chat.seen")
+    c.close()
+    c = WSClient.connect(HOST, WS_PORT, token=F.b.token)
+    assert c.expect("hello")["unseen_messages"] == 0
+    c.close()
+
+
+@test
+def bad_frames_get_errors():
+    c = F.a.ws()
+    cases = [("not json", "bad_request"), ("[1]", "bad_request"), ('{"kind":"x"}', "bad_request"),
+             ('{"type":"rocket.launch"}', "unknown_type"), ('{"type":"chat.send"}', "bad_request"),
+             ('{"type":"chat.send","text":"   "}', "bad_request"),
+             ('{"type":"chat.send","text":"x","to":"nope"}', "bad_request"),
+             ('{"type":"chat.seen","up_to":"x"}', "bad_request"),
+             ('{"type":"notification.read","id":999999}', "not_found")]
+    for text, code in cases:
+        c.send_text(text)
+        e = c.expect("error")
+        assert e["code"] == code, (text, e)
+    c.send(2, b"\x00\x01")
+    assert c.expect("error")["code"] == "unsupported_media_type"
+    c.send_json({"type": "ping"})
+    assert c.expect("pong")["type"] == "pong"
+    c.close()
+
+
+@test
+def oversized_message_is_refused_and_closed():
+    c = F.a.ws()
+    c.send_json({"type": "chat.send", "text": "x" * 20000})
+    e = c.expect("error")
+    assert e["code"] == "too_large", e
+    assert c.wait_close() == 1009
+    c.sock.close()
+    # fragmented: the pieces add up over the limit
+    c = F.a.ws()
+    for _ in range(3):
+        c.send(1 if _ == 0 else 0, b" " * 7000, fin=False)
+    c.send(0, b"{}", fin=True)
+    assert c.expect("error")["code"] == "too_large"
+    assert c.wait_close() == 1009
+    c.sock.close()
+
+
+@test
+def flood_is_closed():
+    c = F.a.ws()
+    # 60 messages (the limit is 50 a second) in one write, so that none is still in flight at the close
+    c.sock.sendall(b"".join(c.frame(1, b'{"type":"ping"}') for _ in range(60)))
+    assert c.wait_close() == 1008
+    c.sock.close()
+
+
+@test
+def server_still_serves():
+    st, _ = http("GET", "/healthz")
+    assert st == 200
+    c = F.b.ws()
+    c.send_json({"type": "ping"})
+    c.expect("pong")
+    c.close()
+    pid = os.environ.get("SERVER_PID")
+    if pid:
+        os.kill(int(pid), 0)
+
+
+def main():
+    try:
+        F.admin = login(os.environ["ADMIN_USERNAME"], os.environ["ADMIN_PASSWORD"])
+        F.a, F.b = register("wsa"), register("wsb")
+    except Exception:
+        traceback.print_exc()
+        print("0 passed, 1 failed")
+        return 1
+    passed = failed = 0
+    for fn in results:
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {fn.__name__}")
+        except Exception:
+            failed += 1
+            print(f"FAIL {fn.__name__}")
+            traceback.print_exc()
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
