@@ -2,7 +2,8 @@
 # Browser tests of the web app against one `ems serve` (embedded mode).
 # Usage: tests/e2e/run_embedded.sh <path-to-ems-binary>
 # Builds the web app (scripts/web.sh: installs npm packages if needed, rebuilds only when stale),
-# starts the server on a free loopback port with a fresh data dir, waits for /readyz, runs
+# starts the server on a free loopback port with a fresh data dir and a random ingest token (the
+# tests post meter readings with it), waits for /readyz, runs
 # tests/e2e/run.mjs in Debian's Chromium, stops the server by PID. Screenshots: tests/out/e2e/.
 # Ends with the runner's "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -35,8 +36,9 @@ trap 'exit 130' INT TERM
 
 port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 admin_password="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+ingest_token="ingest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
-EMS_ADMIN_USERNAME=admin EMS_ADMIN_PASSWORD="$admin_password" EMS_LOG_LEVEL=warn \
+EMS_ADMIN_USERNAME=admin EMS_ADMIN_PASSWORD="$admin_password" EMS_INGEST_TOKEN="$ingest_token" EMS_LOG_LEVEL=warn \
   "$ems" serve --data-dir "$tmp/data" --port "$port" --web-dir "$root/web/dist" >"$tmp/server.log" 2>&1 &
 pid=$!
 
@@ -56,7 +58,7 @@ fi
 
 mkdir -p "$root/tests/out/e2e"
 rc=0
-BASE_URL="$base" ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" \
+BASE_URL="$base" ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" INGEST_TOKEN="$ingest_token" \
   node "$root/tests/e2e/run.mjs" || rc=$?
 if [ "$rc" -ne 0 ]; then
   echo "e2e: server log (last lines):"

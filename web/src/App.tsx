@@ -2,10 +2,13 @@
 import { Route, Routes } from 'react-router-dom';
 import { HomeRedirect, PublicOnly, RequireRole } from './components/Guards';
 import { Layout } from './components/Layout';
+import { Alerts } from './pages/Alerts';
 import { Devices } from './pages/admin/Devices';
 import { UserDetail } from './pages/admin/UserDetail';
 import { Users } from './pages/admin/Users';
+import { Assistant } from './pages/client/Assistant';
 import { MyDevices } from './pages/client/MyDevices';
+import { Consumption } from './pages/Consumption';
 import { NotFound } from './pages/NotFound';
 import { Profile } from './pages/Profile';
 import { Register } from './pages/Register';
@@ -57,6 +60,22 @@ export function AppRoutes() {
           }
         />
         <Route
+          path="admin/devices/:id/consumption"
+          element={
+            <RequireRole role="admin">
+              <Consumption admin />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="admin/devices/:id/alerts"
+          element={
+            <RequireRole role="admin">
+              <Alerts admin />
+            </RequireRole>
+          }
+        />
+        <Route
           path="admin/*"
           element={
             <RequireRole role="admin">
@@ -69,6 +88,38 @@ export function AppRoutes() {
           element={
             <RequireRole role="client">
               <MyDevices />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="consumption"
+          element={
+            <RequireRole role="client">
+              <Consumption />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="consumption/:id"
+          element={
+            <RequireRole role="client">
+              <Consumption />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="alerts"
+          element={
+            <RequireRole role="client">
+              <Alerts />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="assistant"
+          element={
+            <RequireRole role="client">
+              <Assistant />
             </RequireRole>
           }
         />

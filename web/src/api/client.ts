@@ -56,8 +56,16 @@ export interface RequestOptions {
   auth?: boolean;
 }
 
+/** A file the API answered with (CSV export), and the name its Content-Disposition suggests. */
+export interface Download {
+  blob: Blob;
+  filename: string | null;
+}
+
 export interface ApiClient {
   request<T>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<T>;
+  /** GET of a file: the same token and error handling, the body kept as a Blob. */
+  download(path: string, options?: RequestOptions): Promise<Download>;
 }
 
 type QueryValue = string | number | boolean | undefined | null;
@@ -103,9 +111,10 @@ export async function errorFromResponse(response: Response): Promise<ApiError> {
 export function createApiClient(options: ApiClientOptions = {}): ApiClient {
   const baseUrl = options.baseUrl ?? '';
 
-  async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  /** Sends one request; answers the response when it is a success, throws an ApiError otherwise. */
+  async function send(method: string, path: string, body: unknown, opts: RequestOptions, accept: string) {
     const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const headers: Record<string, string> = { Accept: accept };
     const token = opts.auth === false ? null : (options.getToken?.() ?? null);
     if (token) headers.Authorization = `Bearer ${token}`;
     const init: RequestInit = { method, headers, signal: opts.signal, credentials: 'same-origin' };
@@ -127,6 +136,11 @@ export function createApiClient(options: ApiClientOptions = {}): ApiClient {
       if (response.status === 401 && token) options.onUnauthorized?.(error);
       throw error;
     }
+    return response;
+  }
+
+  async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    const response = await send(method, path, body, opts, 'application/json');
     if (response.status === 204) return undefined as T;
     const text = await response.text();
     if (!text) return undefined as T;
@@ -137,7 +151,18 @@ export function createApiClient(options: ApiClientOptions = {}): ApiClient {
     }
   }
 
-  return { request };
+  async function download(path: string, opts: RequestOptions = {}): Promise<Download> {
+    const response = await send('GET', path, undefined, opts, '*/*');
+    return { blob: await response.blob(), filename: filenameOf(response.headers.get('Content-Disposition')) };
+  }
+
+  return { request, download };
+}
+
+/** The file name of `attachment; filename="x.csv"`, or null when there is none. */
+export function filenameOf(disposition: string | null): string | null {
+  const match = disposition ? /filename="?([^";]+)"?/i.exec(disposition) : null;
+  return match ? match[1].trim() : null;
 }
 
 export function isAbort(error: unknown): boolean {

@@ -1,8 +1,13 @@
-// Typed functions for the auth, users and devices APIs, one per route of docs/api.md.
+// Typed functions for the auth, users, devices, monitoring and support APIs, one per route of
+// docs/api.md.
 import { queryString, type ApiClient, type RequestOptions } from './client';
 import type {
   Account,
   AccountPatch,
+  AlertList,
+  AlertQuery,
+  CsvRange,
+  DayConsumption,
   Credentials,
   Device,
   DevicePatch,
@@ -14,6 +19,7 @@ import type {
   ProfilePatch,
   Registration,
   Session,
+  SupportAnswer,
   UserQuery,
 } from './types';
 
@@ -62,6 +68,21 @@ export function createApi(client: ApiClient) {
     assignDevice: (deviceId: string, userId: string) =>
       request<Device>('PUT', `/api/devices/${id(deviceId)}/owner`, { user_id: userId }),
     unassignDevice: (deviceId: string) => request<Device>('DELETE', `/api/devices/${id(deviceId)}/owner`),
+
+    consumption: (deviceId: string, date: string, tz: string, options?: RequestOptions) =>
+      request<DayConsumption>(
+        'GET',
+        `/api/consumption/${id(deviceId)}${queryString({ date, tz })}`,
+        undefined,
+        options,
+      ),
+    consumptionCsv: (deviceId: string, range: CsvRange, options?: RequestOptions) =>
+      client.download(`/api/consumption/${id(deviceId)}.csv${queryString({ ...range })}`, options),
+    listAlerts: (query: AlertQuery = {}, options?: RequestOptions) =>
+      request<AlertList>('GET', `/api/alerts${queryString({ ...query })}`, undefined, options),
+
+    askSupport: (text: string, tz?: string) =>
+      request<SupportAnswer>('POST', '/api/support/messages', tz ? { text, tz } : { text }),
   };
 }
 

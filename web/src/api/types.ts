@@ -106,3 +106,57 @@ export interface DeviceQuery extends Paging {
   owner?: string;
   unassigned?: boolean;
 }
+
+/** One local hour of a day: `start` is local ISO-8601 with its offset ("2026-03-29T03:00:00+03:00"). */
+export interface HourKwh {
+  start: string;
+  kwh: number;
+}
+
+/** GET /api/consumption/{device_id}: one local day, 23, 24 or 25 hours. */
+export interface DayConsumption {
+  device_id: string;
+  date: string;
+  tz: string;
+  unit: 'kWh';
+  hours: HourKwh[];
+  total_kwh: number;
+  average_kwh: number;
+  peak: HourKwh;
+  limit_kwh: number;
+}
+
+export interface CsvRange {
+  from: string;
+  to: string;
+  tz: string;
+}
+
+/** An overconsumption alert: one device went over its limit in one UTC hour. */
+export interface Alert {
+  device_id: string;
+  device_name: string | null;
+  hour_start: number;
+  total_kwh: number;
+  limit_kwh: number;
+  created_at: number;
+}
+
+/** GET /api/alerts answers without a total: a page is full when there may be more. */
+export interface AlertList {
+  items: Alert[];
+  limit: number;
+  offset: number;
+}
+
+export interface AlertQuery extends Paging {
+  device_id?: string;
+}
+
+export type SupportSource = 'rule' | 'llm' | 'fallback';
+
+export interface SupportAnswer {
+  reply: string;
+  source: SupportSource;
+  rule?: string;
+}

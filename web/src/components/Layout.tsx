@@ -14,6 +14,9 @@ const NAV: Record<Role, { to: string; label: string }[]> = {
   ],
   client: [
     { to: '/devices', label: 'My devices' },
+    { to: '/consumption', label: 'Consumption' },
+    { to: '/alerts', label: 'Alerts' },
+    { to: '/assistant', label: 'Assistant' },
     { to: '/profile', label: 'My profile' },
   ],
 };

@@ -135,7 +135,13 @@ export function Devices() {
                 return (
                   <tr key={device.id}>
                     <td data-label="Device">
-                      <strong>{device.name}</strong>
+                      <Link
+                        className="strong-link"
+                        to={`/admin/devices/${device.id}/consumption`}
+                        title={`Consumption of ${device.name}`}
+                      >
+                        {device.name}
+                      </Link>
                       {device.address || device.description ? (
                         <div className="muted clamp">{device.address || device.description}</div>
                       ) : null}

@@ -137,7 +137,9 @@ export function UserDetail() {
                   {devices.data.items.map((device) => (
                     <li key={device.id} className="item">
                       <div className="item-main">
-                        <strong>{device.name}</strong>
+                        <Link className="strong-link" to={`/admin/devices/${device.id}/consumption`}>
+                          {device.name}
+                        </Link>
                         <span className="muted">
                           {formatKwh(device.max_hourly_kwh)} an hour
                           {device.energy_class ? ` · class ${device.energy_class}` : ''}

@@ -1,5 +1,6 @@
-// A customer's own devices (GET /api/devices answers only theirs).
+// A customer's own devices (GET /api/devices answers only theirs), each with its consumption and alerts.
 import { useState } from 'react';
+import { Link } from 'react-router-dom';
 import { api } from '../../api';
 import { Empty, LoadError, Loading } from '../../components/States';
 import { Pager } from '../../components/Pager';
@@ -54,6 +55,18 @@ export function MyDevices() {
                     <dd>{device.address || <span className="muted">Not set</span>}</dd>
                   </div>
                 </dl>
+                <div className="device-card-actions">
+                  <Link
+                    className="button button-small button-primary"
+                    to={`/consumption/${device.id}`}
+                    aria-label={`Consumption of ${device.name}`}
+                  >
+                    Consumption
+                  </Link>
+                  <Link className="button button-small" to={`/alerts?device=${device.id}`} aria-label={`Alerts of ${device.name}`}>
+                    Alerts
+                  </Link>
+                </div>
               </li>
             ))}
           </ul>

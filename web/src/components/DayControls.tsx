@@ -1,0 +1,67 @@
+// The controls above the consumption and alert pages: a day (a calendar input between previous
+// and next buttons) and a time zone (the common zones, the browser's own first).
+import { useId } from 'react';
+import { addDays, isDate, zoneChoices, zoneLabel } from '../time';
+
+export function DayPicker({ date, max, onChange }: { date: string; max?: string; onChange: (date: string) => void }) {
+  const id = useId();
+  const atMax = max !== undefined && date >= max;
+  return (
+    <div className="field">
+      <label htmlFor={id}>Day</label>
+      <div className="day-picker">
+        <button
+          type="button"
+          className="button icon-step"
+          aria-label="Previous day"
+          onClick={() => onChange(addDays(date, -1))}
+        >
+          ‹
+        </button>
+        <input
+          id={id}
+          type="date"
+          value={date}
+          max={max}
+          required
+          onChange={(event) => {
+            if (isDate(event.target.value)) onChange(event.target.value);
+          }}
+        />
+        <button
+          type="button"
+          className="button icon-step"
+          aria-label="Next day"
+          disabled={atMax}
+          onClick={() => onChange(addDays(date, 1))}
+        >
+          ›
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export function TimeZoneSelect({
+  value,
+  browserZone,
+  onChange,
+}: {
+  value: string;
+  browserZone: string;
+  onChange: (tz: string) => void;
+}) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>Time zone</label>
+      <select id={id} value={value} onChange={(event) => onChange(event.target.value)}>
+        {zoneChoices(value, browserZone).map((tz) => (
+          <option key={tz} value={tz}>
+            {tz === browserZone ? `${zoneLabel(tz)} (this device)` : zoneLabel(tz)}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
