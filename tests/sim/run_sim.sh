@@ -9,9 +9,10 @@
 # the values add up to the reported total; the same with faults injected
 # (duplicates, shuffling, malformed messages, batches); a live replay; the
 # unreachable-broker message and exit code; invalid configs; and the HTTP
-# target against a small stand-in for POST /api/readings (token check, a
-# 503 first, totals), including HTTP 401.  Prints PASS/FAIL lines and
-# "N passed, N failed"; stops the broker and the stand-in on exit.
+# target against a real embedded `ems serve` (a server that comes back late,
+# exact stored totals under duplicates and malformed messages, HTTP 401).
+# Prints PASS/FAIL lines and "N passed, N failed"; stops the broker and the
+# server on exit.
 set -u
 
 EMS=${1:?usage: run_sim.sh <path-to-ems>}
@@ -20,10 +21,10 @@ SRC=${EMS_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 RMQ="$SRC/tests/lib/rabbitmq.sh"
 WORK=$(mktemp -d /tmp/ems-sim-test.XXXXXX)
 passed=0 failed=0
-STUB_PID=""
+SERVER_PID=""
 
 cleanup() {
-    [ -n "$STUB_PID" ] && kill "$STUB_PID" 2>/dev/null
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     bash "$RMQ" stop "$WORK/rmq" >/dev/null 2>&1
     rm -rf "$WORK"
 }
@@ -206,65 +207,51 @@ line=$("$SIM" live --config "$WORK/sim.json" --queue sim.test.live --start 2024-
 check "live replay: exit 0, 6 intervals x 3 devices" test "$rc" -eq 0 -a "$(field confirmed "$line")" = 18
 check "live replay: queue holds them" drain sim.test.live 18 "$WORK/live.txt"
 
-# ---- the HTTP target -----------------------------------------------------
+# ---- the HTTP target: a real embedded ems serve ---------------------------
 
-cat >"$WORK/stub.py" <<'EOF'
-# Stands in for POST /api/readings: Bearer token, a 503 to the first request, distinct sums.
-import json, sys, http.server
-token = sys.argv[2]
-state = {"requests": 0, "readings": {}, "bad": 0}
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def reply(self, code, obj):
-        b = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def do_GET(self):
-        b = ("distinct=%d total_kwh=%d.%06d bad=%d\n" % ((len(state["readings"]),)
-             + divmod(sum(state["readings"].values()), 1000000) + (state["bad"],))).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        state["requests"] += 1
-        if self.headers.get("Authorization") != "Bearer " + token:
-            return self.reply(401, {"error": {"code": "unauthorized", "message": "missing or invalid token"}})
-        if state["requests"] == 1:
-            return self.reply(503, {"error": {"code": "unavailable", "message": "warming up"}})
-        try:
-            v = json.loads(body)
-            v = v if isinstance(v, list) else [v]
-            rs = [((r["device_id"], int(r["timestamp"])), round(float(r["measurement_value"]) * 1e6)) for r in v]
-            assert all(isinstance(r["measurement_value"], (int, float)) and len(r["device_id"]) == 36 for r in v)
-        except Exception:
-            state["bad"] += 1
-            return self.reply(400, {"error": {"code": "bad_request", "message": "bad reading"}})
-        for k, m in rs: state["readings"][k] = m
-        self.reply(202, {"accepted": len(rs)})
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
 HPORT=$(bash "$RMQ" pick)
-python3 "$WORK/stub.py" "$HPORT" s3cret &
-STUB_PID=$!
-for _ in $(seq 1 50); do
-    curl -fs "http://127.0.0.1:$HPORT/" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-line=$(EMS_INGEST_TOKEN=s3cret "$SIM" backfill --device $DEV1 --device $DEV2 --seed 7 --days 2 --end 2024-03-11 \
+ADMIN_PW="admin-$RANDOM$RANDOM"
+INGEST="ingest-$RANDOM$RANDOM"
+serve() { # starts ems serve on $HPORT over $WORK/ems
+    EMS_ADMIN_PASSWORD=$ADMIN_PW EMS_INGEST_TOKEN=$INGEST EMS_LOG_LEVEL=warn \
+        "$EMS" serve --data-dir "$WORK/ems" --port "$HPORT" >>"$WORK/ems.log" 2>&1 &
+    SERVER_PID=$!
+}
+ready() { for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$HPORT/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+api() { # api METHOD PATH [BODY]: JSON answer on stdout
+    curl -fs -X "$1" "http://127.0.0.1:$HPORT$2" -H "Authorization: Bearer $ADMIN_TOKEN" \
+        -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+serve
+ready || fail "http: ems serve ready"
+ADMIN_TOKEN=$(curl -fs "http://127.0.0.1:$HPORT/api/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\"}" | json '["token"]')
+H1=$(api POST /api/devices '{"name":"sim meter 1","max_hourly_kwh":50}' | json '["id"]')
+H2=$(api POST /api/devices '{"name":"sim meter 2","max_hourly_kwh":50}' | json '["id"]')
+
+# The server goes away and comes back 1.5 s after ems-sim starts: it must retry, not give up.
+kill -TERM "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null
+(sleep 1.5 && EMS_ADMIN_PASSWORD=$ADMIN_PW EMS_INGEST_TOKEN=$INGEST EMS_LOG_LEVEL=warn \
+    exec "$EMS" serve --data-dir "$WORK/ems" --port "$HPORT" >>"$WORK/ems.log" 2>&1) &
+SERVER_PID=$!
+line=$(EMS_INGEST_TOKEN=$INGEST "$SIM" backfill --device "$H1" --device "$H2" --seed 7 --days 2 --end 2024-03-11 \
     --http "http://127.0.0.1:$HPORT/api/readings" --malformed 0.02 --duplicates 0.05 --quiet 2>"$WORK/http.err"); rc=$?
-stub=$(curl -fs "http://127.0.0.1:$HPORT/")
-check "http: exit 0 after a 503 (retried)" test "$rc" -eq 0 -a -n "$(grep -F "server busy: HTTP 503" "$WORK/http.err")"
-check "http: the server holds 576 distinct readings summing to total_kwh" \
-    test "$(field distinct "$stub")" = 576 -a "$(field total_kwh "$stub")" = "$(field total_kwh "$line")"
-check "http: malformed messages refused by the server are counted" \
-    test "$(field bad "$stub")" = "$(field malformed "$line")" -a "$(field malformed "$line")" -gt 0
-out=$("$SIM" backfill --device $DEV1 --days 1 --http "http://127.0.0.1:$HPORT" --token wrong 2>&1 >/dev/null); rc=$?
+check "http: exit 0 after the server came back (retried)" \
+    test "$rc" -eq 0 -a -n "$(grep -i -E "unreachable|retrying" "$WORK/http.err")"
+stored=0
+for dev in "$H1" "$H2"; do
+    for day in 2024-03-08 2024-03-09 2024-03-10 2024-03-11; do
+        t=$(api GET "/api/consumption/$dev?date=$day&tz=UTC" | json '["total_kwh"]')
+        stored=$(python3 -c "print($stored + ${t:-0})")
+    done
+done
+check "http: 576 distinct readings confirmed" test "$(field readings "$line")" = 576
+check "http: the server's stored totals equal total_kwh (duplicates counted once)" \
+    python3 -c "import sys; sys.exit(abs($stored - $(field total_kwh "$line")) > 1e-6)"
+check "http: malformed messages were sent, refused, and added nothing" test "$(field malformed "$line")" -gt 0
+out=$("$SIM" backfill --device "$H1" --days 1 --http "http://127.0.0.1:$HPORT/api/readings" --token wrong 2>&1 >/dev/null); rc=$?
 check "http 401: exit 4 with the server's message" \
     test "$rc" -eq 4 -a -n "$(grep -F "HTTP 401: missing or invalid token" <<<"$out")"
 
