@@ -54,6 +54,7 @@ static const ems_conf_def test_conf[] = {
     {"port", "PORT", EMS_CONF_INT, "0", 0, 65535, ""},
     {"bind", "EMS_BIND", EMS_CONF_STR, "127.0.0.1", 0, 0, ""},
     {"rabbitmq_notification_queue", NULL, EMS_CONF_STR, NQ, 0, 0, ""},
+    {"support_service_host", NULL, EMS_CONF_STR, "", 0, 0, ""},
 };
 
 typedef struct replica {
@@ -495,6 +496,103 @@ static void test_chat_between_replicas(void **state) {
     close(cli);
 }
 
+/* A loopback listener that never accepts (its backlog holds the connections); *port gets its port. */
+static int silent_listener(int *port) {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 8) ||
+        getsockname(fd, (struct sockaddr *)&sa, &n)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/*
+ * Asks the assistant; the answer must be the apology.  With `slow` (support
+ * holds the request until the timeout), a ping sent meanwhile is answered
+ * first: the service loop does not wait for support.
+ */
+static void ask_expect_apology(int fd, int slow) {
+    wsc_send_json(fd, "{\"type\":\"chat.send\",\"to\":\"assistant\",\"text\":\"how much did I use yesterday?\"}");
+    json_t *q = wsc_expect(fd, "chat.message");
+    assert_non_null(q);
+    assert_string_equal(json_string_value(json_object_get(q, "sender_id")), client1.id);
+    assert_string_equal(json_string_value(json_object_get(q, "conversation")), "assistant");
+    json_decref(q);
+    if (slow) {
+        wsc_send_json(fd, "{\"type\":\"ping\"}");
+        char *p = NULL;
+        assert_int_equal(wsc_recv(fd, &p), 1);
+        json_t *pong = json_loads(p, 0, NULL);
+        free(p);
+        assert_string_equal(json_string_value(json_object_get(pong, "type")), "pong");
+        json_decref(pong);
+    }
+    json_t *r = wsc_expect(fd, "chat.message");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "sender_id")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(r, "conversation")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(r, "source")), "unavailable");
+    assert_non_null(strstr(json_string_value(json_object_get(r, "text")), "Sorry"));
+    json_decref(r);
+}
+
+static void test_assistant_unreachable_or_silent_gets_an_apology(void **state) {
+    fixture *fx = *state;
+    char err[256], url[64];
+    int port = 0, silent = silent_listener(&port);
+    assert_true(silent >= 0);
+    int a = wsc_open(ws_port(fx, 0), tok_client1), admin_fd = wsc_open(ws_port(fx, 0), tok_admin);
+    assert_true(a >= 0 && admin_fd >= 0);
+    json_decref(wsc_expect(a, "hello"));
+    json_decref(wsc_expect(admin_fd, "hello"));
+    /* Refused: nothing listens on the port any more. */
+    int gone = 0, gone_fd = silent_listener(&gone);
+    assert_true(gone_fd >= 0);
+    close(gone_fd);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", gone);
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "support_service_host", url, err, sizeof err), EMS_OK);
+    ask_expect_apology(a, 0);
+    /* Silent: connected, never answered; the timeout ends the wait. */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "support_service_host", url, err, sizeof err), EMS_OK);
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "ws_assistant_timeout_ms", "300", err, sizeof err), EMS_OK);
+    ask_expect_apology(a, 1);
+    /* Both questions and both answers are kept, in the client's assistant conversation only. */
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM messages WHERE conversation = "
+                                    "'assistant:11111111-1111-4111-8111-111111111111'"),
+                     4);
+    assert_true(wsc_quiet(admin_fd, "chat.message", 200));
+    close(a);
+    close(admin_fd);
+    close(silent);
+}
+
+/* A flood of questions while support is silent: the queue stays bounded and the excess is refused at once. */
+static void test_assistant_queue_is_bounded(void **state) {
+    fixture *fx = *state;
+    char err[256], url[64];
+    int port = 0, silent = silent_listener(&port);
+    assert_true(silent >= 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "support_service_host", url, err, sizeof err), EMS_OK);
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "ws_assistant_timeout_ms", "2000", err, sizeof err), EMS_OK);
+    ws_role *w = fx->r[0].state;
+    int queued = 0, refused = 0;
+    for (int i = 0; i < 300; i++) {
+        ems_rc rc = ws_assistant_ask(w->assistant, client1.id, tok_client1, "hello");
+        if (rc == EMS_OK) queued++;
+        else if (rc == EMS_RATE_LIMITED) refused++;
+    }
+    /* 256 wait, and at most the 4 workers' questions left the queue meanwhile. */
+    assert_int_equal(queued + refused, 300);
+    assert_true(queued >= 256 && queued <= 260);
+    close(silent); /* the questions being asked fail now; the waiting ones are dropped at stop */
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as `ems serve` does: a peer that went away is not fatal */
     const struct CMUnitTest tests[] = {
@@ -504,6 +602,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bad_notification_is_dead_lettered, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_bad_frames_get_errors_and_floods_a_close, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_chat_between_replicas, setup_two, teardown),
+        cmocka_unit_test_setup_teardown(test_assistant_unreachable_or_silent_gets_an_apology, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_assistant_queue_is_bounded, setup_one, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

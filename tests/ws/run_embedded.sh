@@ -9,7 +9,7 @@
 # (in a sanitizer build) reported an error into its log.
 #
 # Notifications are covered by tests/unit/test_ws.c (the real role over the
-# in-process bus); the end-to-end alert from readings comes with monitoring.
+# in-process bus); the end-to-end alert from readings by run_alerts.sh.
 # shellcheck disable=SC2317  # cleanup runs from the EXIT trap
 set -euo pipefail
 

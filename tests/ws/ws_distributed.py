@@ -130,6 +130,26 @@ def offline_message_waits_for_the_next_session():
     cli.close()
 
 
+@test
+def assistant_without_support_apologizes_over_postgres():
+    # No support role runs here and no SUPPORT_SERVICE_HOST is set: the assistant apologizes,
+    # and both messages are kept in the client's own assistant conversation.
+    cli = connect(F.client, 1)
+    cli.send_json({"type": "chat.send", "to": "assistant", "text": "did I go over my limit?"})
+    q = cli.expect("chat.message", where=lambda m: m["conversation"] == "assistant")
+    r = cli.expect("chat.message", 15, where=lambda m: m["sender_id"] == "assistant")
+    assert r["source"] == "unavailable" and r["sender_name"] == "Assistant" and r["text"], r
+    cli.close()
+    st, j = http("GET", f"{REST[0]}/api/chat/conversations/assistant/messages", token=F.client["token"])
+    assert st == 200 and [m["id"] for m in j["items"]] == [q["id"], r["id"]], (st, j)
+    st, j = http("GET", f"{REST[0]}/api/chat/conversations", token=F.client["token"])
+    assert st == 200 and "assistant" in [c["conversation"] for c in j["items"]], (st, j)
+    st, j = http("GET", f"{REST[0]}/api/chat/conversations", token=F.admin["token"])
+    assert st == 200 and "assistant" not in [c["conversation"] for c in j["items"]], (st, j)
+    st, j = http("GET", f"{REST[1]}/api/chat/conversations/assistant/messages", token=F.other["token"])
+    assert st == 200 and j["items"] == [], (st, j)
+
+
 def register(prefix):
     name = f"{prefix}{secrets.token_hex(4)}"
     st, j = http("POST", f"{AUTH}/api/auth/register", {

@@ -280,6 +280,50 @@ def flood_is_closed():
 
 
 @test
+def assistant_answers_in_chat_from_rules():
+    a1, a2 = F.a.ws(), F.a.ws()
+    adm = F.admin.ws()
+    a1.send_json({"type": "chat.send", "to": "assistant", "text": "how much did I use yesterday?"})
+    q = a1.expect("chat.message")
+    assert q["conversation"] == "assistant" and q["sender_id"] == F.a.id, q
+    assert a2.expect("chat.message")["id"] == q["id"]
+    r = a1.expect("chat.message", 15, where=lambda m: m["sender_id"] == "assistant")
+    assert r["conversation"] == "assistant" and r["sender_role"] == "assistant", r
+    assert r["sender_name"] == "Assistant" and r["source"] == "rule" and r.get("rule") and r["text"], r
+    assert a2.expect("chat.message", 5, where=lambda m: m["sender_id"] == "assistant")["id"] == r["id"]
+    # the administrators are not in it
+    assert adm.quiet("chat.message", 0.5, where=lambda m: m["id"] in (q["id"], r["id"])), \
+        "an administrator saw the assistant conversation"
+    # history: listed with the peer "assistant", and readable by its owner
+    st, j = http("GET", "/api/chat/conversations", token=F.a.token)
+    assert st == 200, (st, j)
+    conv = [c for c in j["items"] if c["conversation"] == "assistant"]
+    assert conv and conv[0]["peer"] == "assistant" and conv[0]["last_message"]["id"] == r["id"], j
+    assert F.a.id in [c["conversation"] for c in j["items"]], j  # the admin conversation stays listed
+    st, j = http("GET", "/api/chat/conversations/assistant/messages", token=F.a.token)
+    assert st == 200 and j["conversation"] == "assistant", (st, j)
+    assert [m["id"] for m in j["items"]][-2:] == [q["id"], r["id"]], j
+    assert j["items"][-2]["text"] == "how much did I use yesterday?", j
+    # nobody else reads it: another client's "assistant" is its own, an admin's list lacks it
+    st, j = http("GET", "/api/chat/conversations/assistant/messages", token=F.b.token)
+    assert st == 200 and all(m["id"] not in (q["id"], r["id"]) for m in j["items"]), j
+    st, j = http("GET", "/api/chat/conversations", token=F.admin.token)
+    assert st == 200 and all(c["last_message"]["id"] != r["id"] for c in j["items"]), j
+    st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages", token=F.admin.token)
+    assert st == 200 and all(m["id"] not in (q["id"], r["id"]) for m in j["items"]), j
+    st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages", token=F.b.token)
+    assert st == 403, (st, j)
+    # an administrator may ask too
+    adm.send_json({"type": "chat.send", "to": "assistant", "text": "hello"})
+    r2 = adm.expect("chat.message", 15, where=lambda m: m["sender_id"] == "assistant")
+    assert r2["conversation"] == "assistant" and r2["source"] in ("rule", "llm", "fallback"), r2
+    assert a1.quiet("chat.message", 0.3, where=lambda m: m["id"] == r2["id"]), \
+        "a client saw the admin's assistant conversation"
+    for c in (a1, a2, adm):
+        c.close()
+
+
+@test
 def server_still_serves():
     st, _ = http("GET", "/healthz")
     assert st == 200

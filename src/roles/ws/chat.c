@@ -8,8 +8,13 @@
  * never reaches another client: it may only name an administrator (or no
  * one, meaning the team) as the recipient.
  *
+ * Each user also has a conversation with the support assistant, stored as
+ * "assistant:<user id>" and shown as "assistant": only that user and the
+ * assistant are in it (administrators do not see it).
+ *
  * Client messages (JSON text frames, each with a "type"):
  *   chat.send          {to?, text}            stored, then to the conversation
+ *                      {to:"assistant", text} stored, to the user, and asked (assistant.c)
  *   chat.typing        {to?}                  relayed, not stored
  *   chat.seen          {conversation?, up_to} stored, then relayed
  *   notification.read  {id}                   stored, then to the user's sessions
@@ -42,6 +47,11 @@ static json_t *message_json_at(const ems_rows *r, size_t i, size_t c) {
                         ems_rows_null(r, i, c + 6) ? json_null() : json_integer(ems_rows_int(r, i, c + 6)));
     const char *name = ems_rows_text(r, i, c + 7);
     json_object_set_new(m, "sender_name", name ? json_string(name) : json_null());
+    /* The stored name of an assistant conversation carries its user; the peer is what a client names. */
+    if (strncmp(ems_rows_text(r, i, c + 1), WS_ASSISTANT_CONV, strlen(WS_ASSISTANT_CONV)) == 0)
+        json_object_set_new(m, "conversation", json_string(WS_ASSISTANT));
+    if (strcmp(ems_rows_text(r, i, c + 2), WS_ASSISTANT) == 0)
+        json_object_set_new(m, "sender_name", json_string("Assistant"));
     return m;
 }
 
@@ -101,12 +111,48 @@ static int text_ok(const json_t *t) {
     return !blank;
 }
 
-typedef ems_rc (*frame_handler)(ws_role *w, ems_db *db, const ems_principal *who, json_t *in, const char **why);
+typedef ems_rc (*frame_handler)(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
+                               const char **why);
 
-static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, json_t *in, const char **why) {
+/* Stores an answer of the assistant to `user` and delivers it to the user's sessions. */
+static void assistant_reply(ws_role *w, ems_db *db, const char *user, const char *text, const char *source,
+                            const char *rule) {
+    char conv[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
+    snprintf(conv, sizeof conv, WS_ASSISTANT_CONV "%s", user);
+    ems_rows *rows = NULL;
+    ems_rc rc = ems_db_query(db, &rows,
+                             "INSERT INTO messages (conversation, sender_id, sender_role, text, created_at) "
+                             "VALUES ($1, $2, $3, $4, $5) RETURNING id, conversation, sender_id, sender_role, "
+                             "text, created_at, seen_at, NULL",
+                             "ssssi", conv, WS_ASSISTANT, WS_ASSISTANT, text, ems_now_ms());
+    if (rc) {
+        ems_log(EMS_LOG_WARN, "ws.assistant_reply_not_stored", "user_id=%s", user);
+        return;
+    }
+    json_t *msg = message_json(rows, 0);
+    ems_rows_free(rows);
+    /* Where the answer came from (rule, llm, fallback; unavailable when support was not reached). */
+    json_object_set_new(msg, "source", json_string(source));
+    if (rule) json_object_set_new(msg, "rule", json_string(rule));
+    ws_dispatch(w, WS_TO_USER, user, NULL, msg);
+    json_decref(msg);
+}
+
+void ws_chat_assistant_reply(ws_role *w, const char *user, const char *text, const char *source, const char *rule) {
+    ems_db *db = ems_store_get(w->env->store);
+    if (!db) {
+        ems_log(EMS_LOG_WARN, "ws.assistant_reply_not_stored", "user_id=%s", user);
+        return;
+    }
+    assistant_reply(w, db, user, text, source, rule);
+    ems_store_put(w->env->store, db);
+}
+
+static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
+                      const char **why) {
     const char *to = NULL;
     json_t *text = NULL;
-    char conv[EMS_ID_LEN];
+    char conv[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
     if (json_unpack(in, "{s:s, s?:s, s:o !}", "type", &(const char *){0}, "to", &to, "text", &text)) {
         *why = "chat.send takes {to?, text}";
         return EMS_BAD_REQUEST;
@@ -115,7 +161,9 @@ static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, json_t *
         *why = "text must be 1-4000 bytes of text";
         return EMS_BAD_REQUEST;
     }
-    ems_rc rc = conversation_for(db, who, to, conv, why);
+    int to_assistant = to && strcmp(to, WS_ASSISTANT) == 0;
+    ems_rc rc = to_assistant ? EMS_OK : conversation_for(db, who, to, conv, why);
+    if (to_assistant) snprintf(conv, sizeof conv, WS_ASSISTANT_CONV "%.36s", who->id);
     if (rc) return rc;
     ems_rows *rows = NULL;
     rc = ems_db_query(db, &rows,
@@ -130,12 +178,24 @@ static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, json_t *
     json_t *msg = message_json(rows, 0);
     ems_rows_free(rows);
     json_object_set_new(msg, "sender_name", json_string(who->username));
-    ws_dispatch(w, WS_TO_CONVERSATION, conv, NULL, msg);
+    if (to_assistant) {
+        /*
+         * The question goes to the asker's sessions only; the answer follows
+         * from a worker, or now, on this thread's db handle, when none can take it.
+         */
+        ws_dispatch(w, WS_TO_USER, who->id, NULL, msg);
+        if (ws_assistant_ask(w->assistant, who->id, token, json_string_value(text)) != EMS_OK)
+            assistant_reply(w, db, who->id, WS_ASSISTANT_BUSY, "unavailable", NULL);
+    } else {
+        ws_dispatch(w, WS_TO_CONVERSATION, conv, NULL, msg);
+    }
     json_decref(msg);
     return EMS_OK;
 }
 
-static ems_rc on_typing(ws_role *w, ems_db *db, const ems_principal *who, json_t *in, const char **why) {
+static ems_rc on_typing(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
+                        const char **why) {
+    (void)token;
     const char *to = NULL;
     char conv[EMS_ID_LEN];
     if (json_unpack(in, "{s:s, s?:s !}", "type", &(const char *){0}, "to", &to)) {
@@ -151,7 +211,9 @@ static ems_rc on_typing(ws_role *w, ems_db *db, const ems_principal *who, json_t
     return EMS_OK;
 }
 
-static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, json_t *in, const char **why) {
+static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
+                      const char **why) {
+    (void)token;
     const char *conv = NULL;
     json_int_t up_to = 0;
     if (json_unpack(in, "{s:s, s?:s, s:I !}", "type", &(const char *){0}, "conversation", &conv, "up_to", &up_to) ||
@@ -186,7 +248,9 @@ static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, json_t *
     return EMS_OK;
 }
 
-static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, json_t *in, const char **why) {
+static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
+                      const char **why) {
+    (void)token;
     json_int_t id = 0;
     if (json_unpack(in, "{s:s, s:I !}", "type", &(const char *){0}, "id", &id)) {
         *why = "notification.read takes {id}";
@@ -226,7 +290,8 @@ static const struct {
     {"ping", NULL, 0},
 };
 
-void ws_chat_handle(ws_role *w, const ems_principal *who, const char *data, size_t len, json_t **reply) {
+void ws_chat_handle(ws_role *w, const ems_principal *who, const char *token, const char *data, size_t len,
+                    json_t **reply) {
     json_error_t jerr;
     json_t *in = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     const char *type = json_string_value(json_object_get(in, "type"));
@@ -252,7 +317,7 @@ void ws_chat_handle(ws_role *w, const ems_principal *who, const char *data, size
         rc = EMS_UNAVAILABLE;
         why = "database unavailable";
     } else {
-        rc = frame_handlers[i].fn(w, db, who, in, &why);
+        rc = frame_handlers[i].fn(w, db, who, token, in, &why);
         ems_store_put(w->env->store, db);
     }
     if (rc) *reply = ws_error(rc, why);
@@ -302,8 +367,9 @@ json_t *ws_chat_backlog(ws_role *w, const ems_principal *who) {
     if (!rc)
         rc = ems_db_query(db, &msgs,
                           "SELECT * FROM (SELECT " MESSAGE_COLUMNS " FROM messages m LEFT JOIN people p ON "
-                          "p.id = m.sender_id WHERE m.sender_role = $1 AND m.seen_at IS NULL AND ($2 = 1 OR "
-                          "m.conversation = $3) ORDER BY m.id DESC LIMIT $4) t ORDER BY id",
+                          "p.id = m.sender_id WHERE m.sender_role = $1 AND m.seen_at IS NULL AND (($2 = 1 AND "
+                          "m.conversation NOT LIKE 'assistant:%') OR m.conversation = $3) ORDER BY m.id DESC "
+                          "LIMIT $4) t ORDER BY id",
                           "sisi", admin ? "client" : "admin", (int64_t)admin, who->id, (int64_t)BACKLOG_MAX);
     ems_store_put(w->env->store, db);
     if (rc) {
@@ -333,15 +399,22 @@ ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx) {
     ems_db *db = ems_store_get(w->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
     ems_rows *rows = NULL;
-    /* The last message of each conversation, and how many of the other side's the caller has not seen. */
+    char mine[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV]; /* the caller's conversation with the assistant */
+    snprintf(mine, sizeof mine, WS_ASSISTANT_CONV "%s", req->who.id);
+    /*
+     * The last message of each conversation, and how many of the other side's
+     * the caller has not seen.  Administrators see every client conversation
+     * but only their own assistant conversation.
+     */
     ems_rc rc = ems_db_query(
         db, &rows,
         "SELECT (SELECT count(*) FROM messages u WHERE u.conversation = m.conversation "
         "AND u.sender_role = $1 AND u.seen_at IS NULL), " MESSAGE_COLUMNS
         " FROM messages m LEFT JOIN people p ON p.id = m.sender_id "
-        "WHERE m.id IN (SELECT max(id) FROM messages WHERE $2 = 1 OR conversation = $3 GROUP BY conversation) "
+        "WHERE m.id IN (SELECT max(id) FROM messages WHERE ($2 = 1 AND conversation NOT LIKE 'assistant:%') "
+        "OR conversation = $3 OR conversation = $4 GROUP BY conversation) "
         "ORDER BY m.id DESC",
-        "sis", admin ? "client" : "admin", (int64_t)admin, req->who.id);
+        "siss", admin ? "client" : "admin", (int64_t)admin, req->who.id, mine);
     ems_rows *names = NULL;
     if (!rc)
         rc = ems_db_query(db, &names,
@@ -354,9 +427,19 @@ ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx) {
         return ems_fail(resp, rc, "cannot list conversations");
     }
     json_t *items = json_array();
+    int own_listed = 0;
     for (size_t i = 0; i < ems_rows_count(rows); i++) {
         /* Column 0 is the unread count; the message follows as message_json reads it. */
         const char *conv = ems_rows_text(rows, i, 2);
+        if (strcmp(conv, mine) == 0) {
+            json_t *last = message_json_at(rows, i, 1);
+            json_object_del(last, "type");
+            json_array_append_new(items, json_pack("{s:s, s:s, s:{s:s, s:s}, s:i, s:o}", "conversation", WS_ASSISTANT,
+                                                   "peer", WS_ASSISTANT, "client", "id", req->who.id, "username",
+                                                   req->who.username, "unread", 0, "last_message", last));
+            continue;
+        }
+        own_listed |= strcmp(conv, req->who.id) == 0;
         const char *client_name = NULL;
         for (size_t k = 0; k < ems_rows_count(names); k++)
             if (strcmp(ems_rows_text(names, k, 0), conv) == 0) client_name = ems_rows_text(names, k, 1);
@@ -368,7 +451,7 @@ ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx) {
                                  "unread", (json_int_t)ems_rows_int(rows, i, 0), "last_message", last);
         json_array_append_new(items, item);
     }
-    if (!admin && json_array_size(items) == 0)
+    if (!admin && !own_listed)
         json_array_append_new(items, json_pack("{s:s, s:{s:s, s:s}, s:i, s:n}", "conversation", req->who.id, "client",
                                                "id", req->who.id, "username", req->who.username, "unread", 0,
                                                "last_message"));
@@ -380,7 +463,8 @@ ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx) {
 ems_rc ws_messages(ems_req *req, ems_resp *resp, void *ctx) {
     ws_role *w = ctx;
     const char *peer = req->param[0], *before_s = ems_req_query(req, "before"), *limit_s = ems_req_query(req, "limit");
-    if (!ems_uuid_valid(peer)) return ems_fail(resp, EMS_BAD_REQUEST, "'%s' is not a valid id", peer);
+    int assistant = strcmp(peer, WS_ASSISTANT) == 0;
+    if (!assistant && !ems_uuid_valid(peer)) return ems_fail(resp, EMS_BAD_REQUEST, "'%s' is not a valid id", peer);
     char *end = NULL;
     long long before = before_s ? strtoll(before_s, &end, 10) : 0;
     if (before_s && (!*before_s || *end || before < 1))
@@ -391,10 +475,17 @@ ems_rc ws_messages(ems_req *req, ems_resp *resp, void *ctx) {
 
     ems_db *db = ems_store_get(w->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
-    /* A client's conversation is its own: it names it by its own id or an administrator's. */
+    /*
+     * A client's conversation is its own: it names it by its own id or an
+     * administrator's.  "assistant" names the caller's own assistant conversation.
+     */
+    char mine[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
+    snprintf(mine, sizeof mine, WS_ASSISTANT_CONV "%s", req->who.id);
     const char *conv = peer;
     ems_rc rc = EMS_OK;
-    if (req->who.role == EMS_ROLE_CLIENT && strcmp(peer, req->who.id) != 0) {
+    if (assistant) {
+        conv = mine;
+    } else if (req->who.role == EMS_ROLE_CLIENT && strcmp(peer, req->who.id) != 0) {
         if (role_of(db, peer) != EMS_ROLE_ADMIN) rc = ems_fail(resp, EMS_FORBIDDEN, "not your conversation");
         conv = req->who.id;
     } else if (req->who.role == EMS_ROLE_ADMIN && role_of(db, peer) == EMS_ROLE_ADMIN) {
@@ -418,5 +509,6 @@ ems_rc ws_messages(ems_req *req, ems_resp *resp, void *ctx) {
     }
     ems_rows_free(rows);
     return ems_reply_json(resp, 200,
-                          json_pack("{s:s, s:o, s:b}", "conversation", conv, "items", items, "has_more", (int)skip));
+                          json_pack("{s:s, s:o, s:b}", "conversation", assistant ? WS_ASSISTANT : conv, "items", items,
+                                    "has_more", (int)skip));
 }

@@ -39,6 +39,7 @@ typedef struct session {
     struct session *next_admin;
     out_frame *out_head, *out_tail;
     size_t out_bytes;
+    char *token;                   /* the token it was opened with (malloc'd): the assistant asks with it */
     char *rx;                      /* the message being assembled */
     size_t rx_len;
     int64_t window_ms;             /* flood control: start of this second */
@@ -266,6 +267,8 @@ static void on_closed(ws_server *s, session *ss) {
     ss->out_tail = NULL;
     free(ss->rx);
     ss->rx = NULL;
+    free(ss->token);
+    ss->token = NULL;
     if (!ss->linked) return;
     unlink_session(s, ss);
     if (!atomic_load(&s->stopping) && user_sessions(s, ss->who.id) == 0) announce_presence(s, &ss->who, 0);
@@ -331,7 +334,7 @@ static void on_receive(ws_server *s, struct lws *wsi, session *ss, const char *i
         json_decref(e);
     } else {
         json_t *reply = NULL;
-        ws_chat_handle(s->w, &ss->who, msg, msg_len, &reply);
+        ws_chat_handle(s->w, &ss->who, ss->token, msg, msg_len, &reply);
         if (reply) send_json(ss, reply);
         json_decref(reply);
     }
@@ -355,10 +358,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return on_filter(s, wsi, ss);
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
+        /* Kept from here, not from the filter: CLOSED, which frees it, follows only ESTABLISHED. */
+        char buf[4096];
+        const char *token = token_of(wsi, buf, sizeof buf);
+        ss->token = token ? strdup(token) : NULL;
         ss->wsi = wsi;
         on_established(s, ss);
         return 0;
+    }
     case LWS_CALLBACK_CLOSED:
         on_closed(s, ss);
         return 0;

@@ -7,9 +7,10 @@
  * owner; an owner who is offline gets the unread ones, in order, when a
  * session opens.  The WebSocket server (server.c) listens on a port of its
  * own, ws_port: PORT+1 unless set.  The chat history is served over REST on
- * the role's HTTP server (chat.c).  In distributed mode several ws replicas
- * may run: each delivery is also published to the other live replicas
- * (replicas.c).
+ * the role's HTTP server (chat.c).  Questions to the "assistant" peer are
+ * asked of the support role over HTTP by worker threads (assistant.c).
+ * In distributed mode several ws replicas may run: each delivery is also
+ * published to the other live replicas (replicas.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@ static const ems_conf_def ws_conf[] = {
      "this ws replica's name in distributed mode (default: <hostname>-<ws_port>)"},
     {"ws_replica_queue_prefix", "RABBITMQ_WS_REPLICA_QUEUE_PREFIX", EMS_CONF_STR, "internal.ws.replica.", 0, 0,
      "ws replica queues (+ replica id): deliveries for the sessions a replica holds"},
+    {"ws_assistant_timeout_ms", "EMS_WS_ASSISTANT_TIMEOUT_MS", EMS_CONF_INT, "10000", 100, 120000,
+     "timeout of a question the chat assistant asks the support role (ms)"},
 };
 
 void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg) {
@@ -97,6 +100,7 @@ static const ems_route ws_routes[] = {
 static void ws_stop(void *state) {
     ws_role *w = state;
     if (!w) return;
+    ws_assistant_stop(w->assistant); /* before the server: its workers deliver through it */
     ws_replicas_stop(w->replicas);
     ws_server_stop(w->server);
     free(w);
@@ -117,7 +121,8 @@ static ems_rc ws_start(ems_role_env *env, void **state) {
     w->max_message = (size_t)ems_conf_int(env->conf, "ws_max_message");
     w->rate = (unsigned)ems_conf_int(env->conf, "ws_rate");
     const char *queue = EMS_Q_NOTIFICATION(env->conf);
-    ems_rc rc = ws_server_start(w, ems_conf_str(env->conf, "bind"), ws_port_of(env->conf), &w->server);
+    ems_rc rc = ws_assistant_start(w, &w->assistant);
+    if (!rc) rc = ws_server_start(w, ems_conf_str(env->conf, "bind"), ws_port_of(env->conf), &w->server);
     /*
      * Without its replica queue (the broker refused it) this replica still
      * serves its own sessions: loudly degraded rather than down.

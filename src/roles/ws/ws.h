@@ -42,6 +42,13 @@ typedef struct ws_job {
 
 typedef struct ws_server ws_server;
 typedef struct ws_replicas ws_replicas;
+typedef struct ws_assistant ws_assistant;
+
+/* The peer id of the support assistant in chat, and the prefix of its conversations (+ the user's id). */
+#define WS_ASSISTANT "assistant"
+#define WS_ASSISTANT_CONV "assistant:"
+/* The assistant's answer when no worker can take a question. */
+#define WS_ASSISTANT_BUSY "Sorry, the assistant is busy right now. Please try again in a moment."
 
 typedef struct ws_role {
     ems_role_env *env;
@@ -49,6 +56,7 @@ typedef struct ws_role {
     unsigned rate;       /* client messages per second before the connection is closed */
     ws_server *server;
     ws_replicas *replicas; /* NULL in embedded mode */
+    ws_assistant *assistant;
 } ws_role;
 
 /* ---- server.c: the libwebsockets side ---- */
@@ -69,8 +77,16 @@ void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exc
 
 /* ---- chat.c: what the clients' frames do (on the service thread) ---- */
 
-/* Handles one client message; on failure *reply is an error frame for the sender alone. */
-void ws_chat_handle(ws_role *w, const ems_principal *who, const char *data, size_t len, json_t **reply);
+/*
+ * Handles one client message; on failure *reply is an error frame for the
+ * sender alone.  `token` is the one the session was opened with (NULL if
+ * unknown): a question to the assistant is asked with it.
+ */
+void ws_chat_handle(ws_role *w, const ems_principal *who, const char *token, const char *data, size_t len,
+                    json_t **reply);
+
+/* Stores the assistant's answer in the user's assistant conversation and delivers it (any thread). */
+void ws_chat_assistant_reply(ws_role *w, const char *user, const char *text, const char *source, const char *rule);
 
 /* Frames a new session gets first: hello, unread notifications, unseen chat messages. */
 json_t *ws_chat_backlog(ws_role *w, const ems_principal *who);
@@ -87,6 +103,22 @@ json_t *ws_error(ems_rc rc, const char *message);
 /* REST handlers. */
 ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx);
 ems_rc ws_messages(ems_req *req, ems_resp *resp, void *ctx);
+
+/* ---- assistant.c: the support assistant as a chat peer ---- */
+
+/*
+ * Starts the workers that ask support: at support_service_host, or in
+ * embedded mode at this process's own HTTP port (without either, every
+ * question gets an apology).
+ */
+ems_rc ws_assistant_start(ws_role *w, ws_assistant **out);
+/*
+ * Queues a question from `user` (asked with `token`); the answer comes later
+ * as a chat message.  EMS_RATE_LIMITED when the queue is full (or EMS_NOMEM):
+ * then nothing will answer, and the caller answers WS_ASSISTANT_BUSY.
+ */
+ems_rc ws_assistant_ask(ws_assistant *a, const char *user, const char *token, const char *text);
+void ws_assistant_stop(ws_assistant *a); /* accepts NULL; waits for the questions being asked */
 
 /* ---- replicas.c: distributed mode only ---- */
 
