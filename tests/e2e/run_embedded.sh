@@ -5,6 +5,7 @@
 # starts the server on a free loopback port with a fresh data dir and a random ingest token (the
 # tests post meter readings with it), waits for /readyz, runs
 # tests/e2e/run.mjs in Debian's Chromium, stops the server by PID. Screenshots: tests/out/e2e/.
+# EMS_BINARY lets reconnect.test.mjs run a second server of its own that it restarts.
 # Ends with the runner's "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
 
@@ -58,7 +59,7 @@ fi
 
 mkdir -p "$root/tests/out/e2e"
 rc=0
-BASE_URL="$base" ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" INGEST_TOKEN="$ingest_token" \
+BASE_URL="$base" ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" INGEST_TOKEN="$ingest_token" EMS_BINARY="$ems" \
   node "$root/tests/e2e/run.mjs" || rc=$?
 if [ "$rc" -ne 0 ]; then
   echo "e2e: server log (last lines):"

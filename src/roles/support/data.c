@@ -92,8 +92,8 @@ static json_t *api_get(const support_caller *who, const char *path) {
     json_t *doc = NULL;
     if (!url) return NULL;
     snprintf(url, n, "%s%s", who->api_url, path);
-    support_fetch_req req = {"GET", url, who->token, NULL, who->timeout_ms};
-    if (support_fetch(&req, &status, &body, why, sizeof why)) {
+    ems_fetch_req req = {"GET", url, who->token, NULL, who->timeout_ms};
+    if (ems_fetch(&req, &status, &body, why, sizeof why)) {
         ems_log(EMS_LOG_WARN, "support.api_failed", "path=%.*s reason=\"%s\"", (int)strcspn(path, "?"), path, why);
     } else if (status != 200) {
         ems_log(EMS_LOG_INFO, "support.api_status", "path=%.*s status=%ld", (int)strcspn(path, "?"), path, status);

@@ -75,8 +75,8 @@ ems_rc support_llm_ask(const support_llm *llm, const char *text, char **reply) {
     ems_rc rc = EMS_NOMEM;
     support_url_host(llm->url, host, sizeof host);
     if (!url || !req_body) goto cleanup;
-    support_fetch_req req = {"POST", url, llm->key, req_body, llm->timeout_ms};
-    rc = support_fetch(&req, &status, &body, why, sizeof why);
+    ems_fetch_req req = {"POST", url, llm->key, req_body, llm->timeout_ms};
+    rc = ems_fetch(&req, &status, &body, why, sizeof why);
     if (rc) {
         ems_log(EMS_LOG_WARN, "support.llm_failed", "host=%s reason=\"%s\"", host, why);
         goto cleanup;

@@ -148,7 +148,7 @@ static ems_rc support_start(ems_role_env *env, void **state) {
     support_role *s = calloc(1, sizeof *s);
     if (!s) return EMS_NOMEM;
     s->env = env;
-    support_fetch_init();
+    ems_fetch_init();
     const char *path = ems_conf_str(c, "support_rules_file");
     s->rules_path = path && *path ? strdup(path) : default_rules_path();
     ems_rc rc = s->rules_path ? EMS_OK : EMS_NOMEM;

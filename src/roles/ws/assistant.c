@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../support/fetch.h"
+#include "fetch.h"
 #include "log.h"
 #include "util.h"
 #include "ws.h"
@@ -80,12 +80,12 @@ static void ask(ws_assistant *a, const question *q) {
         goto answer;
     }
     snprintf(url, sizeof url, "%s/api/support/messages", base);
-    support_fetch_req req = {.method = "POST",
+    ems_fetch_req req = {.method = "POST",
                              .url = url,
                              .bearer = q->token,
                              .json_body = body,
                              .timeout_ms = ems_conf_int(a->w->env->conf, "ws_assistant_timeout_ms")};
-    if (support_fetch(&req, &status, &answer, why, sizeof why) != EMS_OK) goto answer;
+    if (ems_fetch(&req, &status, &answer, why, sizeof why) != EMS_OK) goto answer;
     out = json_loads(answer, 0, NULL);
     const char *r = json_string_value(json_object_get(out, "reply"));
     const char *src = json_string_value(json_object_get(out, "source"));
@@ -131,7 +131,7 @@ ems_rc ws_assistant_start(ws_role *w, ws_assistant **out) {
     a->w = w;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
-    support_fetch_init();
+    ems_fetch_init();
     for (; a->nthreads < WORKERS; a->nthreads++)
         if (pthread_create(&a->threads[a->nthreads], NULL, worker, a) != 0) break;
     if (a->nthreads == 0) {

@@ -217,9 +217,9 @@ static void show_problem(app *a, app_problem p, const char *text) {
 }
 
 static void show_config_error(app *a, const char *err) {
-    char text[640];
-    snprintf(text, sizeof text, "invalid config: %s", err);
+    char *text = g_strdup_printf("invalid config: %s", err);
     show_problem(a, PROBLEM_CONFIG, text);
+    g_free(text);
 }
 
 static void set_title(app *a) {

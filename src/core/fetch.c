@@ -1,5 +1,5 @@
 /*
- * fetch.c — blocking HTTP calls over libcurl for the support role.
+ * fetch.c — blocking HTTP calls over libcurl, for any role.
  */
 #include "fetch.h"
 
@@ -15,7 +15,7 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-void support_fetch_init(void) { pthread_once(&curl_once, curl_init_once); }
+void ems_fetch_init(void) { pthread_once(&curl_once, curl_init_once); }
 
 typedef struct buffer {
     char *data;
@@ -44,12 +44,12 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ctx) {
     return n;
 }
 
-ems_rc support_fetch(const support_fetch_req *req, long *status, char **body, char *why, size_t whylen) {
+ems_rc ems_fetch(const ems_fetch_req *req, long *status, char **body, char *why, size_t whylen) {
     buffer b = {0};
     struct curl_slist *headers = NULL;
     char *auth = NULL;
     ems_rc rc = EMS_UNAVAILABLE;
-    support_fetch_init();
+    ems_fetch_init();
     CURL *curl = curl_easy_init();
     if (!curl) {
         if (why) snprintf(why, whylen, "cannot create a curl handle");
