@@ -95,6 +95,32 @@ static void dump_round_trips(void **state) {
     free(s);
 }
 
+static void dump_fits_the_longest_values(void **state) {
+    (void)state;
+    /* Values whose %.17g form is longest: tiny fractions and huge timestamps. */
+    reading in[64];
+    for (size_t i = 0; i < 64; i++) {
+        memcpy(in[i].device_id, ID, EMS_ID_LEN);
+        in[i].ts_ms = i % 2 ? INT64_MAX : INT64_MIN;
+        in[i].kwh = i % 3 ? 0.0070000000000000001 : 1.2345678901234567e-300;
+    }
+    size_t len;
+    char *s = readings_dump(in, 64, &len);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), len);
+    free(s);
+    in[0].ts_ms = 1795773600000LL;
+    in[0].kwh = 0.007;
+    s = readings_dump(in, 1, &len);
+    reading *out;
+    size_t n;
+    char err[128];
+    assert_int_equal(readings_parse(s, len, &out, &n, err, sizeof err), EMS_OK);
+    assert_true(out[0].kwh == 0.007);
+    free(out);
+    free(s);
+}
+
 static void check_day(const char *tz, int y, int m, int d, size_t hours, const char *first, const char *last) {
     local_hour h[TZ_MAX_HOURS];
     size_t n;
@@ -145,6 +171,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(iso8601_forms),    cmocka_unit_test(parse_both_forms),
         cmocka_unit_test(refuse_bad_messages_whole), cmocka_unit_test(dump_round_trips),
+        cmocka_unit_test(dump_fits_the_longest_values),
         cmocka_unit_test(dst_days),         cmocka_unit_test(odd_offsets),
         cmocka_unit_test(bad_zones_and_dates),
     };
