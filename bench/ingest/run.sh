@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# run.sh [path/to/ems] — the ingest benchmark, in one run:
+#
+#   bash bench/ingest/run.sh [path/to/ems]    (default: $EMS_BIN, else build/ems;
+#                                              ems-sim is taken from beside it)
+#
+# (a) Broker ceiling.  Starts deploy/local/cluster.sh in its own temp dir at
+#     BENCH_PORT_BASE; before any reading flows, `ems-sim load` publishes
+#     persistent one-reading messages (~90 B) with confirms in batches to a
+#     queue of its own on that broker, while bench/ingest/drain.c (compiled
+#     here) consumes them with prefetch 1000 and multi-acks and does nothing
+#     else.  msgs/s = consumed / (last consumed - first sent): ONE queue hop.
+# (b) Distributed pipeline.  Creates BENCH_DEVICES devices through the
+#     gateway, waits until monitoring knows them, then `ems-sim backfill`
+#     publishes one reading per message to external.data.collection.queue as
+#     fast as the broker confirms (balancer -> 4 monitoring replicas ->
+#     PostgreSQL).  Readings count once stored: the sum over the replicas of
+#     ems_readings_stored_total on /metrics.  readings/s = stored / (time the
+#     last was stored - time the first was sent).  The pipeline has TWO queue
+#     hops.  Then, on the idle pipeline, BENCH_SAMPLES single readings are
+#     published one at a time (amqp-publish) and timed until stored.
+# (c) Embedded.  `ems serve` with EMS_INGEST_TOKEN, BENCH_DEVICES devices
+#     created through its API, `ems-sim backfill --http --batch 1000`;
+#     counted as stored the same way (/metrics of ems serve).
+# During (b) and (c): CPU seconds of every process involved (from
+# /proc/<pid>/stat), one `top` snapshot, and VmHWM / VmRSS of every role.
+#
+# The markdown report goes to stdout, progress to stderr; nothing is written
+# into the repository.  Everything listens on 127.0.0.1; every process started
+# here is stopped by PID on exit (also on failure or Ctrl-C); the temp dir is
+# removed (BENCH_KEEP=1 keeps it).
+#
+# Knobs: BENCH_CEILING_S (s of publishing in (a), default 12), BENCH_DEVICES
+# (100), BENCH_INTERVAL_B / BENCH_DAYS_B (s between a device's readings and
+# days of history in (b): 120 and 1, 72k readings), BENCH_INTERVAL_C /
+# BENCH_DAYS_C (60 and 3: 432k readings in (c)), BENCH_SAMPLES (20),
+# BENCH_STORE_TIMEOUT (s to wait for the last reading to be stored, 90;
+# the wait also ends after 20 s without progress),
+# BENCH_PORT_BASE (27000), BENCH_REPLICAS (4), BENCH_KEEP (0).
+# Needs: gcc, librabbitmq-dev, amqp-tools, curl, jq, python3, openssl, and
+# what cluster.sh needs (PostgreSQL, RabbitMQ, nginx, envsubst).
+# shellcheck disable=SC2317,SC2153  # cleanup runs from the EXIT trap; cluster.env sets AMQP_URL etc.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CLUSTER=$ROOT/deploy/local/cluster.sh
+
+CEILING_S=${BENCH_CEILING_S:-12}
+NDEV=${BENCH_DEVICES:-100}
+INTERVAL_B=${BENCH_INTERVAL_B:-120}
+INTERVAL_C=${BENCH_INTERVAL_C:-60}
+DAYS_B=${BENCH_DAYS_B:-1}
+DAYS_C=${BENCH_DAYS_C:-3}
+SAMPLES=${BENCH_SAMPLES:-20}
+STORE_TIMEOUT=${BENCH_STORE_TIMEOUT:-90}
+PORT_BASE=${BENCH_PORT_BASE:-27000}
+REPLICAS=${BENCH_REPLICAS:-4}
+KEEP=${BENCH_KEEP:-0}
+
+say() { echo "bench: $*" >&2; }
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+# ---- checks ---------------------------------------------------------------
+
+EMS=${1:-${EMS_BIN:-$ROOT/build/ems}}
+[ -x "$EMS" ] || die "no ems binary at '$EMS' (usage: bash bench/ingest/run.sh [path/to/ems])"
+EMS=$(realpath "$EMS")
+SIM=$(dirname "$EMS")/ems-sim
+[ -x "$SIM" ] || die "no ems-sim beside $EMS"
+for tool in gcc curl jq python3 openssl amqp-publish top; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+for n in "$CEILING_S" "$NDEV" "$INTERVAL_B" "$INTERVAL_C" "$DAYS_B" "$DAYS_C" "$SAMPLES" "$STORE_TIMEOUT" "$PORT_BASE" "$REPLICAS"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_* knobs are whole numbers, not '$n'"
+done
+for role in monitoring balancer; do
+    [[ " $("$EMS" --help 2>&1 | sed -n 's/^roles:[[:space:]]*//p' | head -n 1) " == *" $role "* ]] ||
+        die "$EMS has no $role role"
+done
+
+# ---- temp dir and cleanup -------------------------------------------------
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-ingest-bench.XXXXXX")
+chmod 0711 "$tmp" # the cluster's PostgreSQL runs as the postgres user
+mkdir -p "$tmp/run" "$tmp/logs" "$tmp/ems-data"
+chmod 0700 "$tmp/run" "$tmp/logs" "$tmp/ems-data"
+cluster_dir=$tmp/cluster
+cluster_started=0
+results=$tmp/results
+: >"$results"
+
+alive() {
+    local state
+    state=$(sed -E 's/.*\) ([A-Z]).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+stop_pid() { # pidfile: SIGTERM, up to 5 s, then SIGKILL
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 0
+    rm -f "$1"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    say "pid $pid did not stop in 5 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? f
+    trap - EXIT INT TERM
+    for f in "$tmp"/run/*.pid; do
+        [ -e "$f" ] || continue
+        stop_pid "$f"
+    done
+    if [ "$cluster_started" -eq 1 ]; then
+        bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
+            say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
+    fi
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ]; then
+        for f in "$tmp"/logs/*.log "$cluster_dir"/logs/*.log; do
+            [ -s "$f" ] || continue
+            echo "---- last lines of $f" >&2
+            tail -n 10 "$f" >&2
+        done
+    fi
+    if [ "$KEEP" = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers --------------------------------------------------------------
+
+record() { echo "$*" >>"$results"; }
+now_ms() { date +%s%3N; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" || true; }
+
+# pid -> "VmHWM VmRSS" in kB
+mem_kb() { awk '/^VmHWM:/ {h = $2} /^VmRSS:/ {r = $2} END {print h + 0, r + 0}' "/proc/$1/status" 2>/dev/null || echo "0 0"; }
+
+# CPU seconds (user + system) a pid has used so far, or 0.
+cpu_s() {
+    local t
+    t=$(sed -E 's/.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+    awk -v t="${t:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
+}
+
+# "busy total" jiffies of the whole machine
+machine_ticks() { head -n 1 /proc/stat | awk '{t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t}'; }
+busy_pct() { # "busy total" before, "busy total" after
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$1"
+    read -r b1 t1 <<<"$2"
+    awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" 'BEGIN {printf "%.0f", (t > 0 ? 100 * b / t : 0)}'
+}
+
+# "name pid" lines for a phase's processes, in $tmp/procs-<phase>
+procs_cluster() {
+    local f pm
+    for f in "$cluster_dir"/run/*.pid; do
+        [ "$(basename "$f" .pid)" = nginx ] && continue
+        echo "$(basename "$f" .pid) $(cat "$f")"
+    done
+    [ -f "$cluster_dir/rabbitmq/rabbitmq.pid" ] && echo "rabbitmq $(cat "$cluster_dir/rabbitmq/rabbitmq.pid")"
+    pm=$(head -n 1 "$cluster_dir/pg/data/postmaster.pid" 2>/dev/null) || return 0
+    echo "postgres $pm"
+    for f in $(ps -o pid= --ppid "$pm"); do echo "postgres $f"; done
+}
+
+cpu_snapshot() { # procs-file out-file
+    local name pid
+    while read -r name pid; do echo "$name $pid $(cpu_s "$pid")"; done <"$1" >"$2"
+}
+
+# Records "cpu <phase> <name> <seconds>" from two snapshots, summed by name.
+record_cpu() { # phase before after
+    awk -v ph="$1" 'NR == FNR {b[$2] = $3; next} {d[$1] += $3 - b[$2]}
+        END {for (n in d) printf "cpu %s %s %.2f\n", ph, n, d[n]}' "$2" "$3" | sort >>"$results"
+}
+
+stored_sum() { # metrics URLs...
+    local u s=0 v
+    for u in "$@"; do
+        v=$(curl -s -m 2 "$u/metrics" | awk '$1 == "ems_readings_stored_total" {print $2}') || v=0
+        s=$(awk -v s="$s" -v v="${v:-0}" 'BEGIN {printf "%d", s + v}')
+    done
+    echo "$s"
+}
+
+# Polls until the stored sum reaches want, the timeout, or 20 s without
+# growth; sets last_store_ms (when the sum last grew) and stored.
+wait_stored() { # want urls...
+    local want=$1 deadline prev=-1
+    shift
+    deadline=$(($(now_ms) + STORE_TIMEOUT * 1000))
+    while :; do
+        stored=$(stored_sum "$@")
+        [ "$stored" = "$prev" ] || last_store_ms=$(now_ms)
+        prev=$stored
+        [ "$stored" -lt "$want" ] || return 0
+        [ "$(now_ms)" -lt "$deadline" ] || return 1
+        # No growth for 20 s: the pipeline is stuck, do not wait for the timeout.
+        [ $(($(now_ms) - last_store_ms)) -lt 20000 ] || return 1
+        sleep 0.1
+    done
+}
+
+login() { # base-url password -> token
+    curl -sS -f -m 10 -H 'content-type: application/json' \
+        --data-binary "$(jq -cn --arg p "$2" '{username: "admin", password: $p}')" "$1/api/auth/login" | jq -er .token
+}
+
+# Creates NDEV devices (limit high enough never to alert) and writes the sim
+# config for them to $3.
+make_devices() { # base-url token config-file interval
+    local i ids=()
+    for i in $(seq 1 "$NDEV"); do
+        ids+=("$(curl -sS -f -m 10 -H "Authorization: Bearer $2" -H 'content-type: application/json' \
+            --data-binary "{\"name\":\"ingest bench $i\",\"max_hourly_kwh\":100000}" "$1/api/devices" | jq -er .id)") ||
+            die "creating device $i failed on $1"
+    done
+    printf '%s\n' "${ids[@]}" | jq -R . | jq -s --argjson iv "$4" \
+        '{devices: map({id: .}), interval_s: $iv, timezone: "UTC", seed: 7}' >"$3"
+    last_device=${ids[-1]}
+}
+
+wait_known() { # monitoring-url token device
+    local day
+    day=$(date -u +%F)
+    for _ in $(seq 300); do
+        [ "$(http_code -H "Authorization: Bearer $2" "$1/api/consumption/$3?date=$day&tz=UTC")" = 200 ] && return 0
+        sleep 0.1
+    done
+    die "monitoring at $1 does not know device $3 after 30 s"
+}
+
+top_snapshot() { # phase: one top sample (over 1 s) 4 s in, top 13 processes
+    sleep 3
+    top -b -n 2 -d 1 -w 160 | awk '/^top -/ {n++} n == 2' | sed -n '7,19p' >"$tmp/top-$1" 2>/dev/null || true
+}
+
+sim_summary() { grep -E '^sent=' "$1" | tail -n 1; }
+
+# A failed ems-sim run in (b) or (c) is a finding, not the end of the
+# benchmark: what it got confirmed is still counted when stored.
+sim_failed() { # phase log
+    local why
+    why=$(grep -v '^ts=' "$2" | tail -n 1)
+    say "($1) ems-sim failed: $why"
+    record "simfail $1 $why"
+}
+field() { sed -E "s/.*(^| )$1=([^ ]*).*/\2/" <<<"$2"; }
+
+# ---- facts ----------------------------------------------------------------
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+record "meta date $(date -u '+%Y-%m-%d %H:%M UTC')"
+record "meta machine $(nproc) CPUs ($cpu_model), $(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo) GiB RAM, Linux $(uname -r)"
+record "meta binary $EMS"
+record "meta loadavg_before $(cut -d' ' -f1-3 /proc/loadavg)"
+
+gcc -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE "$HERE/drain.c" -lrabbitmq -o "$tmp/drain" 2>"$tmp/logs/gcc.log" ||
+    die "cannot compile drain.c: $(cat "$tmp/logs/gcc.log")"
+
+# ---- cluster --------------------------------------------------------------
+
+say "cluster.sh start --port-base $PORT_BASE --replicas $REPLICAS"
+cluster_started=1
+EMS_BIN=$EMS EMS_LOG_LEVEL=${EMS_LOG_LEVEL:-warn} \
+    bash "$CLUSTER" start --dir "$cluster_dir" --port-base "$PORT_BASE" --replicas "$REPLICAS" \
+    >"$tmp/logs/cluster-start.log" 2>&1 || die "cluster.sh start failed: $(tail -n 5 "$tmp/logs/cluster-start.log")"
+# shellcheck disable=SC1091
+. "$cluster_dir/cluster.env"
+mon_urls=()
+for i in $(seq 1 "$REPLICAS"); do mon_urls+=("http://127.0.0.1:$((PORT_BASE + 9 + i))"); done
+procs_cluster >"$tmp/procs-b"
+
+# ---- (a) broker ceiling ---------------------------------------------------
+
+queue=bench.ceiling.$$
+say "(a) ceiling: ems-sim load for ${CEILING_S} s to $queue, drain consuming"
+"$tmp/drain" 127.0.0.1 "$AMQP_PORT" guest guest "$queue" 0 $((CEILING_S + 60)) >"$tmp/drain.out" 2>"$tmp/logs/drain.log" &
+echo $! >"$tmp/run/drain.pid"
+drain_pid=$!
+sleep 0.5
+rmq_cpu0=$(cpu_s "$(cat "$cluster_dir/rabbitmq/rabbitmq.pid")")
+m0=$(machine_ticks)
+t0=$(now_ms)
+"$SIM" load --amqp "$AMQP_URL" --queue "$queue" --devices 1000 --rate 10000000 --duration "$CEILING_S" \
+    --publish-batch 1000 --quiet --seed 1 >"$tmp/sim-a.out" 2>"$tmp/logs/sim-a.log" ||
+    die "ems-sim load (ceiling) failed: $(tail -n 3 "$tmp/logs/sim-a.log")"
+t_pub=$(now_ms)
+wait "$drain_pid" || say "drain stopped by its timeout"
+rm -f "$tmp/run/drain.pid"
+m1=$(machine_ticks)
+sum=$(sim_summary "$tmp/sim-a.out")
+confirmed=$(field confirmed "$sum")
+confirmed=${confirmed:-0}
+read -r first_ms last_ms consumed <<<"$(sed -E 's/[a-z_]+=//g' "$tmp/drain.out")"
+record "a confirmed $confirmed consumed $consumed t0 $t0 t_pub $t_pub first $first_ms last $last_ms busy $(busy_pct "$m0" "$m1") rmq_cpu $(awk -v a="$rmq_cpu0" -v b="$(cpu_s "$(cat "$cluster_dir/rabbitmq/rabbitmq.pid")")" 'BEGIN {printf "%.1f", b - a}')"
+say "(a) confirmed $confirmed consumed $consumed in $((last_ms - t0)) ms"
+
+# ---- (b) distributed pipeline ---------------------------------------------
+
+token=$(login "$GATEWAY_URL" "$ADMIN_PASSWORD") || die "admin login through the gateway failed"
+say "(b) creating $NDEV devices through the gateway"
+make_devices "$GATEWAY_URL" "$token" "$tmp/sim-b.json" "$INTERVAL_B"
+for u in "${mon_urls[@]}"; do wait_known "$u" "$token" "$last_device"; done
+base_stored=$(stored_sum "${mon_urls[@]}")
+cpu_snapshot "$tmp/procs-b" "$tmp/cpu-b0"
+m0=$(machine_ticks)
+say "(b) ems-sim backfill --days $DAYS_B (interval $INTERVAL_B s, $NDEV devices) into external.data.collection.queue"
+top_snapshot b &
+echo $! >"$tmp/run/top.pid"
+t0=$(now_ms)
+TIMEFORMAT='%U %S'
+{ time "$SIM" backfill --config "$tmp/sim-b.json" --amqp "$AMQP_URL" --days "$DAYS_B" \
+    --publish-batch 1000 --quiet >"$tmp/sim-b.out" 2>"$tmp/logs/sim-b.log"; } 2>"$tmp/sim-b.time" ||
+    sim_failed b "$tmp/logs/sim-b.log"
+t_pub=$(now_ms)
+sum=$(sim_summary "$tmp/sim-b.out")
+confirmed=$(field confirmed "$sum")
+confirmed=${confirmed:-0}
+ok=1
+wait_stored $((base_stored + confirmed)) "${mon_urls[@]}" || ok=0
+m1=$(machine_ticks)
+cpu_snapshot "$tmp/procs-b" "$tmp/cpu-b1"
+record_cpu b "$tmp/cpu-b0" "$tmp/cpu-b1"
+record "cpu b ems-sim $(tail -n 1 "$tmp/sim-b.time" | awk '{printf "%.2f", $1 + $2 + 0}')"
+record "b confirmed $confirmed stored $((stored - base_stored)) t0 $t0 t_pub $t_pub last $last_store_ms busy $(busy_pct "$m0" "$m1") complete $ok"
+say "(b) confirmed $confirmed stored $((stored - base_stored)) in $((last_store_ms - t0)) ms"
+wait "$(cat "$tmp/run/top.pid")" 2>/dev/null || true
+rm -f "$tmp/run/top.pid"
+while read -r name pid; do
+    case "$name" in monitoring-* | balancer | rabbitmq) record "mem b $name $(mem_kb "$pid")" ;; esac
+done <"$tmp/procs-b"
+
+# Latency on the idle pipeline: one reading at a time, from before the
+# publish to its appearance in the stored count (polled about every 20 ms).
+say "(b) latency: $SAMPLES single readings"
+dev_b=$(jq -r '.devices[0].id' "$tmp/sim-b.json")
+ts=$(($(date +%s) / 60))
+ts=$((ts * 60000 + 30000)) # off the sim's minute grid: never a repeat
+for i in $(seq 1 "$SAMPLES"); do
+    before=$(stored_sum "${mon_urls[@]}")
+    s0=$(now_ms)
+    amqp-publish -u "$AMQP_URL" -r external.data.collection.queue -p -C application/json \
+        -b "{\"timestamp\":$((ts - i * 1000)),\"device_id\":\"$dev_b\",\"measurement_value\":0.000001}" ||
+        die "amqp-publish failed"
+    stored_one=1
+    until [ "$(stored_sum "${mon_urls[@]}")" -gt "$before" ]; do
+        [ $(($(now_ms) - s0)) -lt 10000 ] || {
+            stored_one=0
+            break
+        }
+    done
+    if [ "$stored_one" -eq 0 ]; then
+        say "(b) a single reading was not stored within 10 s: no more latency samples"
+        record "lat_timeout b $i"
+        break
+    fi
+    record "lat b $(($(now_ms) - s0))"
+done
+
+bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
+    say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
+cluster_started=0
+
+# ---- (c) embedded ---------------------------------------------------------
+
+port=$(free_port)
+admin_password=$(openssl rand -hex 16)
+ingest_token=$(openssl rand -hex 24)
+say "(c) ems serve on 127.0.0.1:$port"
+EMS_ADMIN_PASSWORD=$admin_password EMS_INGEST_TOKEN=$ingest_token EMS_BIND=127.0.0.1 \
+    EMS_LOG_LEVEL=${EMS_LOG_LEVEL:-warn} setsid "$EMS" serve --port "$port" --data-dir "$tmp/ems-data" \
+    --sql-dir "$ROOT/sql" >"$tmp/logs/ems.log" 2>&1 </dev/null &
+echo $! >"$tmp/run/ems.pid"
+ems_pid=$!
+base=http://127.0.0.1:$port
+for _ in $(seq 100); do
+    [ "$(http_code "$base/readyz")" = 200 ] && break
+    sleep 0.1
+done
+[ "$(http_code "$base/readyz")" = 200 ] || die "ems serve not ready after 10 s"
+token=$(login "$base" "$admin_password") || die "admin login on ems serve failed"
+make_devices "$base" "$token" "$tmp/sim-c.json" "$INTERVAL_C"
+wait_known "$base" "$token" "$last_device"
+base_stored=$(stored_sum "$base")
+echo "ems-serve $ems_pid" >"$tmp/procs-c"
+cpu_snapshot "$tmp/procs-c" "$tmp/cpu-c0"
+m0=$(machine_ticks)
+say "(c) ems-sim backfill --days $DAYS_C (interval $INTERVAL_C s) --http --batch 1000"
+top_snapshot c &
+echo $! >"$tmp/run/top.pid"
+t0=$(now_ms)
+{ time EMS_INGEST_TOKEN=$ingest_token "$SIM" backfill --config "$tmp/sim-c.json" --http "$base/api/readings" \
+    --batch 1000 --days "$DAYS_C" --quiet >"$tmp/sim-c.out" 2>"$tmp/logs/sim-c.log"; } 2>"$tmp/sim-c.time" ||
+    sim_failed c "$tmp/logs/sim-c.log"
+t_pub=$(now_ms)
+sum=$(sim_summary "$tmp/sim-c.out")
+confirmed=$(field confirmed "$sum")
+confirmed=${confirmed:-0}
+ok=1
+wait_stored $((base_stored + confirmed)) "$base" || ok=0
+m1=$(machine_ticks)
+cpu_snapshot "$tmp/procs-c" "$tmp/cpu-c1"
+record_cpu c "$tmp/cpu-c0" "$tmp/cpu-c1"
+record "cpu c ems-sim $(tail -n 1 "$tmp/sim-c.time" | awk '{printf "%.2f", $1 + $2 + 0}')"
+record "c confirmed $confirmed stored $((stored - base_stored)) t0 $t0 t_pub $t_pub last $last_store_ms busy $(busy_pct "$m0" "$m1") complete $ok"
+record "mem c ems-serve $(mem_kb "$ems_pid")"
+say "(c) confirmed $confirmed stored $((stored - base_stored)) in $((last_store_ms - t0)) ms"
+wait "$(cat "$tmp/run/top.pid")" 2>/dev/null || true
+rm -f "$tmp/run/top.pid"
+stop_pid "$tmp/run/ems.pid"
+
+record "meta loadavg_after $(cut -d' ' -f1-3 /proc/loadavg)"
+for ph in b c; do
+    [ -s "$tmp/top-$ph" ] || continue
+    sed "s/^/top $ph /" "$tmp/top-$ph" >>"$results"
+done
+python3 "$HERE/report.py" "$results" "$CEILING_S" "$NDEV" "$INTERVAL_B" "$DAYS_B" "$DAYS_C" "$REPLICAS" "$INTERVAL_C"
