@@ -4,9 +4,11 @@ import { HomeRedirect, PublicOnly, RequireRole } from './components/Guards';
 import { Layout } from './components/Layout';
 import { Alerts } from './pages/Alerts';
 import { Devices } from './pages/admin/Devices';
+import { AdminConversation, Inbox } from './pages/admin/Inbox';
 import { UserDetail } from './pages/admin/UserDetail';
 import { Users } from './pages/admin/Users';
 import { Assistant } from './pages/client/Assistant';
+import { Chat } from './pages/client/Chat';
 import { MyDevices } from './pages/client/MyDevices';
 import { Consumption } from './pages/Consumption';
 import { NotFound } from './pages/NotFound';
@@ -76,6 +78,22 @@ export function AppRoutes() {
           }
         />
         <Route
+          path="admin/chat"
+          element={
+            <RequireRole role="admin">
+              <Inbox />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="admin/chat/:id"
+          element={
+            <RequireRole role="admin">
+              <AdminConversation />
+            </RequireRole>
+          }
+        />
+        <Route
           path="admin/*"
           element={
             <RequireRole role="admin">
@@ -120,6 +138,14 @@ export function AppRoutes() {
           element={
             <RequireRole role="client">
               <Assistant />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="chat"
+          element={
+            <RequireRole role="client">
+              <Chat />
             </RequireRole>
           }
         />

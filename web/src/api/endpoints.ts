@@ -1,8 +1,11 @@
-// Typed functions for the auth, users, devices, monitoring and support APIs, one per route of
+// Typed functions for the auth, users, devices, monitoring, support and chat APIs (and the config), one per route of
 // docs/api.md.
 import { queryString, type ApiClient, type RequestOptions } from './client';
+import type { ConversationSummary } from '../live/state';
 import type {
   Account,
+  AppConfig,
+  ChatPage,
   AccountPatch,
   AlertList,
   AlertQuery,
@@ -83,6 +86,12 @@ export function createApi(client: ApiClient) {
 
     askSupport: (text: string, tz?: string) =>
       request<SupportAnswer>('POST', '/api/support/messages', tz ? { text, tz } : { text }),
+
+    config: (options?: RequestOptions) => request<AppConfig>('GET', '/api/config', undefined, { auth: false, ...options }),
+    chatConversations: (options?: RequestOptions) =>
+      request<{ items: ConversationSummary[] }>('GET', '/api/chat/conversations', undefined, options),
+    chatMessages: (peerId: string, query: { before?: number; limit?: number } = {}, options?: RequestOptions) =>
+      request<ChatPage>('GET', `/api/chat/conversations/${id(peerId)}/messages${queryString({ ...query })}`, undefined, options),
   };
 }
 

@@ -1,4 +1,5 @@
 // The shapes of the EMS REST API (docs/api.md). Times are epoch milliseconds (UTC).
+import type { ChatMessage } from '../live/state';
 
 export type Role = 'admin' | 'client';
 
@@ -159,4 +160,18 @@ export interface SupportAnswer {
   reply: string;
   source: SupportSource;
   rule?: string;
+}
+
+/** GET /api/config: where the WebSocket is (absolute, or a path on this page's host). */
+export interface AppConfig {
+  version: string;
+  mode: string;
+  ws_url: string;
+}
+
+/** GET /api/chat/conversations/{peer}/messages: a page of history, oldest first. */
+export interface ChatPage {
+  conversation: string;
+  items: ChatMessage[];
+  has_more: boolean;
 }

@@ -1,15 +1,20 @@
-// The frame of every signed-in page: the top bar with the role's pages, who is signed in, and
-// Sign out; the page itself below it.
+// The frame of every signed-in page: the top bar with the role's pages, the notification bell, who
+// is signed in, and Sign out; the page itself below it; live alerts as toasts. The live connection
+// (LiveProvider) lives as long as this frame, so it opens on sign-in and closes on sign-out.
 import type { ReactNode } from 'react';
 import { NavLink, Outlet } from 'react-router-dom';
 import type { Role } from '../api/types';
 import { roleLabel } from '../format';
-import { useSession } from '../session/SessionContext';
+import { LiveProvider, useLive } from '../live/LiveContext';
+import { unreadOf } from '../pages/admin/Inbox';
+import { useSession, useUser } from '../session/SessionContext';
+import { NotificationBell, Toasts } from './LiveAlerts';
 
 const NAV: Record<Role, { to: string; label: string }[]> = {
   admin: [
     { to: '/admin/users', label: 'Users' },
     { to: '/admin/devices', label: 'Devices' },
+    { to: '/admin/chat', label: 'Chat' },
     { to: '/profile', label: 'My profile' },
   ],
   client: [
@@ -17,6 +22,7 @@ const NAV: Record<Role, { to: string; label: string }[]> = {
     { to: '/consumption', label: 'Consumption' },
     { to: '/alerts', label: 'Alerts' },
     { to: '/assistant', label: 'Assistant' },
+    { to: '/chat', label: 'Chat' },
     { to: '/profile', label: 'My profile' },
   ],
 };
@@ -31,10 +37,35 @@ function BrandMark() {
   );
 }
 
+/** Chat messages from the other side that nobody on this side has seen yet. */
+function useChatUnread(role: Role, userId: string): number {
+  const { state } = useLive();
+  if (role === 'client') {
+    return (state.messages[userId] ?? []).filter((m) => m.sender_role === 'admin' && m.seen_at === null).length;
+  }
+  const conversations = new Set([...Object.keys(state.conversations), ...Object.keys(state.messages)]);
+  let total = 0;
+  for (const conv of conversations) {
+    const summary = state.conversations[conv] ?? { conversation: conv, client: { id: conv, username: '' }, unread: 0, last_message: null };
+    total += unreadOf(summary, state.messages[conv]);
+  }
+  return total;
+}
+
 export function Layout() {
-  const { session, signOut } = useSession();
+  const { session } = useSession();
   if (!session) return <Outlet />;
-  const { user } = session;
+  return (
+    <LiveProvider token={session.token}>
+      <Frame />
+    </LiveProvider>
+  );
+}
+
+function Frame() {
+  const { signOut } = useSession();
+  const user = useUser();
+  const chatUnread = useChatUnread(user.role, user.id);
   return (
     <div className="app">
       <a className="skip-link" href="#main">
@@ -50,10 +81,17 @@ export function Layout() {
             {NAV[user.role].map((item) => (
               <NavLink key={item.to} to={item.to} className="mainnav-link">
                 {item.label}
+                {item.label === 'Chat' && chatUnread > 0 ? (
+                  <span className="nav-count" data-testid="chat-unread">
+                    {chatUnread}
+                    <span className="visually-hidden"> unread</span>
+                  </span>
+                ) : null}
               </NavLink>
             ))}
           </nav>
           <div className="whoami">
+            <NotificationBell />
             <span className="whoami-name" data-testid="whoami">
               <span className="whoami-user">{user.username}</span>
               <span className={`badge badge-${user.role}`}>{roleLabel(user.role)}</span>
@@ -67,6 +105,7 @@ export function Layout() {
       <main id="main" className="page" tabIndex={-1}>
         <Outlet />
       </main>
+      <Toasts />
     </div>
   );
 }

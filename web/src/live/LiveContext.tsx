@@ -1,0 +1,89 @@
+// The live connection as React sees it: the signed-in frame (Layout) mounts <LiveProvider> with
+// the session token, which opens the WebSocket, keeps the live state (state.ts) and closes the
+// socket when the session ends. Pages read the state with useLive() and send frames through it.
+import { createContext, useCallback, useContext, useEffect, useMemo, useReducer, useRef, type ReactNode } from 'react';
+import { api } from '../api';
+import { absoluteWsUrl, LiveSocket, type Frame } from './socket';
+import { initialLiveState, liveReducer, TYPING_TTL_MS, type LiveState } from './state';
+
+export interface Live {
+  state: LiveState;
+  /** Sends a frame; false when the socket is not open. */
+  send: (frame: Frame) => boolean;
+  markRead: (id: number) => void;
+  dismissToast: (id: number) => void;
+  /** Loads a conversation's latest history over REST (the peer is the client's id, or an admin's). */
+  loadHistory: (peerId: string, conversation: string, signal?: AbortSignal) => Promise<void>;
+  /** Loads the conversation list (the administrators' inbox, or a client's one conversation). */
+  loadConversations: (signal?: AbortSignal) => Promise<void>;
+}
+
+const LiveContext = createContext<Live | null>(null);
+
+const HISTORY_LIMIT = 100;
+
+export function LiveProvider({ token, children }: { token: string; children: ReactNode }) {
+  const [state, dispatch] = useReducer(liveReducer, initialLiveState);
+  const socketRef = useRef<LiveSocket | null>(null);
+  const wsUrl = useRef<string | null>(null);
+
+  if (socketRef.current === null && typeof WebSocket !== 'undefined') {
+    socketRef.current = new LiveSocket({
+      resolveUrl: async () => {
+        if (!wsUrl.current) wsUrl.current = absoluteWsUrl((await api.config()).ws_url, window.location);
+        return wsUrl.current;
+      },
+      onFrame: (frame) => dispatch({ type: 'frame', frame, now: Date.now() }),
+      onStatus: (status) => dispatch({ type: 'status', status }),
+    });
+  }
+
+  // Open with the current token; a refreshed token reconnects, sign-out (unmount) closes.
+  useEffect(() => {
+    const socket = socketRef.current;
+    if (!socket) return undefined;
+    socket.start(token);
+    return () => socket.stop();
+  }, [token]);
+
+  useEffect(() => {
+    const socket = socketRef.current;
+    if (!socket) return undefined;
+    const online = () => socket.nudge();
+    window.addEventListener('online', online);
+    return () => window.removeEventListener('online', online);
+  }, []);
+
+  const typingCount = Object.keys(state.typing).length;
+  useEffect(() => {
+    if (typingCount === 0) return undefined;
+    const timer = window.setInterval(() => dispatch({ type: 'tick', now: Date.now() }), TYPING_TTL_MS / 5);
+    return () => window.clearInterval(timer);
+  }, [typingCount]);
+
+  const send = useCallback((frame: Frame) => socketRef.current?.send(frame) ?? false, []);
+  const markRead = useCallback((id: number) => {
+    socketRef.current?.send({ type: 'notification.read', id });
+  }, []);
+  const dismissToast = useCallback((id: number) => dispatch({ type: 'dismissToast', id }), []);
+  const loadHistory = useCallback(async (peerId: string, conversation: string, signal?: AbortSignal) => {
+    const page = await api.chatMessages(peerId, { limit: HISTORY_LIMIT }, { signal });
+    dispatch({ type: 'history', conversation: page.conversation || conversation, items: page.items });
+  }, []);
+  const loadConversations = useCallback(async (signal?: AbortSignal) => {
+    const list = await api.chatConversations({ signal });
+    dispatch({ type: 'conversations', items: list.items });
+  }, []);
+
+  const value = useMemo(
+    () => ({ state, send, markRead, dismissToast, loadHistory, loadConversations }),
+    [state, send, markRead, dismissToast, loadHistory, loadConversations],
+  );
+  return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
+}
+
+export function useLive(): Live {
+  const value = useContext(LiveContext);
+  if (!value) throw new Error('useLive must be used inside <LiveProvider>');
+  return value;
+}

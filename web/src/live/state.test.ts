@@ -1,0 +1,161 @@
+// The live state reducer: notifications (backlog without toasts, live ones with), read marks,
+// chat messages kept once each in order, typing that ends with a message or after a while, seen
+// receipts per side, presence, and the administrators' inbox counts.
+import { describe, expect, it } from 'vitest';
+import { initialLiveState, lastUnseenFromOther, liveReducer, TYPING_TTL_MS, type ChatMessage, type LiveAction, type LiveState } from './state';
+
+const CLIENT = 'c1';
+const ADMIN = 'a1';
+
+const frame = (f: Record<string, unknown>, now = 1000): LiveAction => ({ type: 'frame', frame: f as never, now });
+const run = (state: LiveState, ...actions: LiveAction[]) => actions.reduce(liveReducer, state);
+
+const hello = (role: 'admin' | 'client', unread = 0) =>
+  frame({
+    type: 'hello',
+    user: role === 'admin' ? { id: ADMIN, username: 'root', role } : { id: CLIENT, username: 'carol', role },
+    unread_notifications: unread,
+    unseen_messages: 0,
+  });
+
+const note = (id: number, read_at: number | null = null) =>
+  frame({
+    type: 'notification',
+    id,
+    kind: 'alert',
+    created_at: id,
+    read_at,
+    device_id: 'd1',
+    device_name: 'Heater',
+    hour_start: 0,
+    total_kwh: 3.5,
+    limit_kwh: 2,
+  });
+
+const msg = (id: number, sender_role: 'admin' | 'client', extra: Partial<ChatMessage> = {}): ChatMessage => ({
+  id,
+  conversation: CLIENT,
+  sender_id: sender_role === 'admin' ? ADMIN : CLIENT,
+  sender_role,
+  sender_name: sender_role === 'admin' ? 'root' : 'carol',
+  text: `m${id}`,
+  created_at: id * 1000,
+  seen_at: null,
+  ...extra,
+});
+
+describe('notifications', () => {
+  it('puts the backlog in the bell without toasts, and toasts the ones that arrive live', () => {
+    const s = run(initialLiveState, hello('client', 2), note(1), note(2), note(3));
+    expect(s.notifications.map((n) => n.id)).toEqual([3, 2, 1]);
+    expect(s.toasts.map((n) => n.id)).toEqual([3]);
+  });
+
+  it('keeps a notification sent twice once, and toasts it once', () => {
+    const s = run(initialLiveState, hello('client'), note(4), note(4));
+    expect(s.notifications).toHaveLength(1);
+    expect(s.toasts).toHaveLength(1);
+  });
+
+  it('marks read from notification.read, which also takes the toast away; unknown ids change nothing', () => {
+    let s = run(initialLiveState, hello('client'), note(5), note(6));
+    s = run(s, frame({ type: 'notification.read', id: 5, read_at: 77 }), frame({ type: 'notification.read', id: 99, read_at: 1 }));
+    expect(s.notifications.find((n) => n.id === 5)?.read_at).toBe(77);
+    expect(s.notifications.find((n) => n.id === 6)?.read_at).toBeNull();
+    expect(s.toasts.map((n) => n.id)).toEqual([6]);
+    s = liveReducer(s, { type: 'dismissToast', id: 6 });
+    expect(s.toasts).toEqual([]);
+    expect(s.notifications.find((n) => n.id === 6)?.read_at).toBeNull();
+  });
+});
+
+describe('chat', () => {
+  it('keeps messages in id order, once each, merging history and live pushes', () => {
+    let s = run(initialLiveState, hello('client'), frame({ type: 'chat.message', ...msg(3, 'admin') }));
+    s = run(s, { type: 'history', conversation: CLIENT, items: [msg(1, 'client'), msg(2, 'admin'), msg(3, 'admin')] });
+    s = run(s, frame({ type: 'chat.message', ...msg(2, 'admin') }), frame({ type: 'chat.message', ...msg(4, 'client') }));
+    expect(s.messages[CLIENT].map((m) => m.id)).toEqual([1, 2, 3, 4]);
+    expect(s.loaded[CLIENT]).toBe(true);
+  });
+
+  it('shows the other side typing until their message arrives or the indicator times out', () => {
+    let s = run(initialLiveState, hello('client'));
+    s = run(s, frame({ type: 'chat.typing', conversation: CLIENT, user_id: ADMIN, username: 'root', role: 'admin' }, 1000));
+    expect(s.typing[CLIENT]?.username).toBe('root');
+    s = run(s, { type: 'tick', now: 1000 + TYPING_TTL_MS - 1 });
+    expect(s.typing[CLIENT]).toBeDefined();
+    s = run(s, frame({ type: 'chat.message', ...msg(1, 'admin') }));
+    expect(s.typing[CLIENT]).toBeUndefined();
+    s = run(s, frame({ type: 'chat.typing', conversation: CLIENT, user_id: ADMIN, username: 'root', role: 'admin' }, 2000));
+    s = run(s, { type: 'tick', now: 2000 + TYPING_TTL_MS });
+    expect(s.typing[CLIENT]).toBeUndefined();
+  });
+
+  it('ignores its own typing echoed back', () => {
+    const s = run(initialLiveState, hello('client'), frame({ type: 'chat.typing', conversation: CLIENT, user_id: CLIENT, username: 'carol', role: 'client' }));
+    expect(s.typing).toEqual({});
+  });
+
+  it('marks the other side’s messages seen up to up_to, and only those', () => {
+    let s = run(initialLiveState, hello('client'));
+    s = run(s, { type: 'history', conversation: CLIENT, items: [msg(1, 'client'), msg(2, 'admin'), msg(3, 'client'), msg(4, 'client')] });
+    s = run(s, frame({ type: 'chat.seen', conversation: CLIENT, up_to: 3, by: ADMIN, role: 'admin', seen_at: 50 }));
+    expect(s.messages[CLIENT].map((m) => m.seen_at)).toEqual([50, null, 50, null]);
+    expect(lastUnseenFromOther(s.messages[CLIENT], 'client')?.id).toBe(2);
+    s = run(s, frame({ type: 'chat.seen', conversation: CLIENT, up_to: 2, by: CLIENT, role: 'client', seen_at: 60 }));
+    expect(lastUnseenFromOther(s.messages[CLIENT], 'client')).toBeNull();
+  });
+
+  it('tracks presence, and forgets it when the connection drops (the next hello replays it)', () => {
+    let s = run(initialLiveState, hello('client'), frame({ type: 'presence', user_id: ADMIN, username: 'root', role: 'admin', online: true }));
+    expect(s.presence[ADMIN].online).toBe(true);
+    s = run(s, frame({ type: 'presence', user_id: ADMIN, username: 'root', role: 'admin', online: false }));
+    expect(s.presence[ADMIN].online).toBe(false);
+    s = run(s, frame({ type: 'presence', user_id: ADMIN, username: 'root', role: 'admin', online: true }), { type: 'status', status: 'connecting' });
+    expect(s.presence).toEqual({});
+  });
+});
+
+describe('the administrators’ inbox', () => {
+  const summary = { conversation: CLIENT, client: { id: CLIENT, username: 'carol' }, unread: 1, last_message: msg(1, 'client') };
+
+  it('counts a new client message as unread and makes it the last message, once even if sent twice', () => {
+    let s = run(initialLiveState, hello('admin'), { type: 'conversations', items: [summary] });
+    s = run(s, frame({ type: 'chat.message', ...msg(2, 'client') }), frame({ type: 'chat.message', ...msg(2, 'client') }));
+    expect(s.conversations[CLIENT].unread).toBe(2);
+    expect(s.conversations[CLIENT].last_message?.id).toBe(2);
+    s = run(s, frame({ type: 'chat.message', ...msg(3, 'admin') }));
+    expect(s.conversations[CLIENT].unread).toBe(2);
+    expect(s.conversations[CLIENT].last_message?.id).toBe(3);
+  });
+
+  it('clears the unread count when the team marks the conversation seen', () => {
+    let s = run(initialLiveState, hello('admin'), { type: 'conversations', items: [summary] });
+    s = run(s, frame({ type: 'chat.seen', conversation: CLIENT, up_to: 1, by: ADMIN, role: 'admin', seen_at: 9 }));
+    expect(s.conversations[CLIENT].unread).toBe(0);
+    expect(s.conversations[CLIENT].last_message?.seen_at).toBe(9);
+  });
+
+  it('learns of a new conversation from a client’s first message', () => {
+    const s = run(initialLiveState, hello('admin'), { type: 'conversations', items: [] }, frame({ type: 'chat.message', ...msg(7, 'client') }));
+    expect(s.conversations[CLIENT]).toMatchObject({ client: { id: CLIENT, username: 'carol' }, unread: 1 });
+  });
+});
+
+describe('answers that race a chat.seen', () => {
+  it('a conversation list read before the team’s chat.seen does not bring the unread count back', () => {
+    const stale = { conversation: CLIENT, client: { id: CLIENT, username: 'carol' }, unread: 1, last_message: msg(1, 'client') };
+    let s = run(initialLiveState, hello('admin'), frame({ type: 'chat.seen', conversation: CLIENT, up_to: 1, by: ADMIN, role: 'admin', seen_at: 9 }));
+    s = run(s, { type: 'conversations', items: [stale] });
+    expect(s.conversations[CLIENT].unread).toBe(0);
+    s = run(s, { type: 'conversations', items: [{ ...stale, unread: 1, last_message: msg(2, 'client') }] });
+    expect(s.conversations[CLIENT].unread).toBe(1);
+  });
+
+  it('a history page read before a chat.seen keeps the seen time', () => {
+    let s = run(initialLiveState, hello('client'), frame({ type: 'chat.message', ...msg(1, 'client') }));
+    s = run(s, frame({ type: 'chat.seen', conversation: CLIENT, up_to: 1, by: ADMIN, role: 'admin', seen_at: 42 }));
+    s = run(s, { type: 'history', conversation: CLIENT, items: [msg(1, 'client')] });
+    expect(s.messages[CLIENT][0].seen_at).toBe(42);
+  });
+});

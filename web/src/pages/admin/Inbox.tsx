@@ -1,0 +1,127 @@
+// The administrators' chat: an inbox of every customer's conversation (newest first, with the
+// messages nobody on the team has seen yet and the last message), and one conversation opened from
+// it at /admin/chat/:id. Both follow the live connection; the list reloads after a reconnect.
+import { useEffect, useState } from 'react';
+import { Link, useParams } from 'react-router-dom';
+import { isAbort } from '../../api';
+import { ChatView, messageTime } from '../../components/ChatView';
+import { Empty, LoadError, Loading } from '../../components/States';
+import { usePageTitle } from '../../hooks/misc';
+import { useLive } from '../../live/LiveContext';
+import type { ConversationSummary } from '../../live/state';
+
+/** Loads the conversation list on open and after each reconnect; returns the load state. */
+function useConversations() {
+  const { state, loadConversations } = useLive();
+  const [loaded, setLoaded] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  const connected = state.status === 'open';
+  useEffect(() => {
+    const controller = new AbortController();
+    setError(null);
+    loadConversations(controller.signal).then(
+      () => setLoaded(true),
+      (reason: unknown) => {
+        if (!isAbort(reason) && !controller.signal.aborted) setError(reason instanceof Error ? reason.message : String(reason));
+      },
+    );
+    return () => controller.abort();
+  }, [loadConversations, connected, attempt]);
+  return { loaded, error, retry: () => setAttempt((n) => n + 1) };
+}
+
+/** Unread count of a conversation: the summary's, or more if unseen messages arrived since. */
+export function unreadOf(summary: ConversationSummary, messages: { sender_role: string; seen_at: number | null }[] = []): number {
+  const live = messages.filter((m) => m.sender_role === 'client' && m.seen_at === null).length;
+  return Math.max(summary.unread, live);
+}
+
+export function Inbox() {
+  usePageTitle('Chat');
+  const { state } = useLive();
+  const { loaded, error, retry } = useConversations();
+  const items = Object.values(state.conversations).sort(
+    (a, b) => (b.last_message?.created_at ?? 0) - (a.last_message?.created_at ?? 0),
+  );
+  const online = (id: string) => state.presence[id]?.online ?? false;
+
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <h1>Chat</h1>
+          <p className="page-sub">Every customer’s conversation with the administrators. Any administrator may answer.</p>
+        </div>
+      </div>
+      {error ? <LoadError message={error} onRetry={retry} /> : null}
+      {!loaded && !error ? <Loading label="Loading conversations…" /> : null}
+      {loaded && items.length === 0 ? (
+        <Empty title="No conversations yet">A conversation appears here when a customer writes.</Empty>
+      ) : null}
+      {items.length > 0 ? (
+        <ul className="card inbox" aria-label="Conversations" data-testid="inbox">
+          {items.map((item) => {
+            const unread = unreadOf(item, state.messages[item.conversation]);
+            const last = item.last_message;
+            return (
+              <li key={item.conversation}>
+                <Link
+                  to={`/admin/chat/${item.client.id}`}
+                  className={unread > 0 ? 'inbox-item inbox-item-unread' : 'inbox-item'}
+                  data-testid="inbox-item"
+                >
+                  <span className={online(item.client.id) ? 'presence-dot presence-dot-online' : 'presence-dot'} aria-hidden="true" />
+                  <span className="inbox-main">
+                    <span className="inbox-name">
+                      {item.client.username}
+                      <span className="visually-hidden">{online(item.client.id) ? ', online' : ', offline'}</span>
+                    </span>
+                    <span className="inbox-last muted">
+                      {last ? `${last.sender_role === 'admin' ? `${last.sender_name}: ` : ''}${last.text}` : 'No messages yet'}
+                    </span>
+                  </span>
+                  <span className="inbox-side">
+                    {last ? <time className="muted">{messageTime(last.created_at)}</time> : null}
+                    {unread > 0 ? (
+                      <span className="inbox-unread" data-testid="unread">
+                        {unread}
+                        <span className="visually-hidden"> unread</span>
+                      </span>
+                    ) : null}
+                  </span>
+                </Link>
+              </li>
+            );
+          })}
+        </ul>
+      ) : null}
+    </>
+  );
+}
+
+export function AdminConversation() {
+  const { id = '' } = useParams();
+  const { state } = useLive();
+  const { loaded, error, retry } = useConversations();
+  const summary = Object.values(state.conversations).find((c) => c.client.id === id) ?? null;
+  const name = summary?.client.username ?? '';
+  usePageTitle(name ? `Chat with ${name}` : 'Chat');
+
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <Link to="/admin/chat" className="back-link">
+            ← All conversations
+          </Link>
+          <h1>{name ? `Chat with ${name}` : 'Chat'}</h1>
+        </div>
+      </div>
+      {error ? <LoadError message={error} onRetry={retry} /> : null}
+      {!loaded && !error ? <Loading label="Loading conversation…" /> : null}
+      {loaded && !summary ? <Empty title="No such conversation">This customer has not written yet, or does not exist.</Empty> : null}
+      {summary ? <ChatView key={summary.conversation} conversation={summary.conversation} client={summary.client} /> : null}
+    </>
+  );
+}
