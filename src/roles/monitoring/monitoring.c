@@ -32,6 +32,7 @@ typedef struct monitoring_state {
 
 static const ems_route monitoring_routes[] = {
     {"GET", "/api/consumption/{device_id}.csv", EMS_ACCESS_USER, monitoring_csv},
+    {"GET", "/api/consumption/{device_id}/days", EMS_ACCESS_USER, monitoring_days},
     {"GET", "/api/consumption/{device_id}", EMS_ACCESS_USER, monitoring_day},
     {"GET", "/api/alerts", EMS_ACCESS_USER, monitoring_alerts},
     {"POST", "/api/readings", EMS_ACCESS_INGEST, monitoring_post_readings},

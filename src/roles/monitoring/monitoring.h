@@ -36,6 +36,7 @@ ems_rc monitoring_post_readings(ems_req *req, ems_resp *resp, void *ctx);
 /* Read API (query.c). */
 ems_rc monitoring_day(ems_req *req, ems_resp *resp, void *ctx);
 ems_rc monitoring_csv(ems_req *req, ems_resp *resp, void *ctx);
+ems_rc monitoring_days(ems_req *req, ems_resp *resp, void *ctx);
 ems_rc monitoring_alerts(ems_req *req, ems_resp *resp, void *ctx);
 
 #endif

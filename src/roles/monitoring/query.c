@@ -1,5 +1,6 @@
 /*
- * query.c — the read API: hourly series of a local day, CSV export, alerts.
+ * query.c — the read API: hourly series of a local day, daily totals of a
+ * range of days, CSV export, alerts.
  *
  * Consumption is kept in UTC quarter-hour buckets; a local hour in any zone
  * (even +05:45) is a whole number of them, so a local day is served by
@@ -18,6 +19,7 @@
 
 #define CSV_MAX_DAYS 366
 #define DAY_S 86400
+#define DATE_LEN 40 /* "%04d-%02d-%02d" of any int, as the compiler counts */
 
 /* Loads the device the caller asks about: 400 for a bad id, 404 unknown, 403 for another client's. */
 static ems_rc device_access(ems_db *db, const ems_req *req, ems_resp *resp, const char *id, double *limit) {
@@ -147,35 +149,105 @@ cleanup:
     return rc;
 }
 
+/* A range of local days ?from=&to=&tz= (both days included), as the CSV and the daily totals read it. */
+typedef struct day_range {
+    const char *tz;
+    int from[3], to[3];
+    int64_t first_day, last_day; /* days since 1970-01-01 */
+    int64_t start_ms, end_ms;    /* UTC: the first day's start, and past the end of the last */
+} day_range;
+
+static ems_rc query_range(const ems_req *req, ems_resp *resp, day_range *r) {
+    ems_rc rc = query_tz(req, resp, &r->tz);
+    if (!rc) rc = query_date(req, resp, "from", r->tz, r->from);
+    if (!rc) rc = query_date(req, resp, "to", r->tz, r->to);
+    if (rc) return rc;
+    r->first_day = day_number(r->from);
+    r->last_day = day_number(r->to);
+    if (r->last_day < r->first_day) return ems_fail(resp, EMS_BAD_REQUEST, "to must not be before from");
+    if (r->last_day - r->first_day + 1 > CSV_MAX_DAYS)
+        return ems_fail(resp, EMS_BAD_REQUEST, "at most %d days at once", CSV_MAX_DAYS);
+    if (tz_day_start(r->tz, r->from[0], r->from[1], r->from[2], &r->start_ms) != 0 ||
+        tz_day_start(r->tz, r->to[0], r->to[1], r->to[2], &r->end_ms) != 0)
+        return ems_fail(resp, EMS_BAD_REQUEST, "no such day in %s", r->tz);
+    r->end_ms += 26 * MON_HOUR_MS; /* past the end of the last day, whatever its length */
+    return EMS_OK;
+}
+
+/* Checks access and loads the range's buckets; on failure the response is set. */
+static ems_rc load_range(monitoring_role *m, const ems_req *req, ems_resp *resp, const char *id, const day_range *r,
+                         double *limit, ems_rows **rows) {
+    ems_db *db = ems_store_get(m->env->store);
+    if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
+    ems_rc rc = device_access(db, req, resp, id, limit);
+    if (!rc && (rc = load_buckets(db, id, r->start_ms, r->end_ms, rows)) != EMS_OK)
+        rc = ems_fail(resp, rc, "cannot read consumption");
+    ems_store_put(m->env->store, db);
+    return rc;
+}
+
+/*
+ * Daily totals of local days: what a month view draws.  A day's total is the
+ * sum of its hours, so it agrees with the day's series and with the CSV.
+ */
+ems_rc monitoring_days(ems_req *req, ems_resp *resp, void *ctx) {
+    monitoring_role *m = ctx;
+    const char *id = req->param[0];
+    day_range r;
+    double limit = 0, total = 0, peak_kwh = -1;
+    char peak_date[DATE_LEN] = "";
+    size_t next = 0, ndays = 0;
+    ems_rows *rows = NULL;
+    ems_rc rc = query_range(req, resp, &r);
+    if (!rc) rc = load_range(m, req, resp, id, &r, &limit, &rows);
+    if (rc) goto cleanup;
+
+    json_t *days = json_array();
+    for (int64_t day = r.first_day; day <= r.last_day; day++) {
+        local_hour hours[TZ_MAX_HOURS];
+        double kwh[TZ_MAX_HOURS], sum = 0;
+        size_t n = 0;
+        int64_t end_ms;
+        int ymd[3];
+        char date[DATE_LEN];
+        day_date(day, ymd);
+        if (tz_day_hours(r.tz, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
+        sum_hours(rows, &next, hours, n, end_ms, kwh);
+        for (size_t h = 0; h < n; h++) sum += kwh[h];
+        snprintf(date, sizeof date, "%04d-%02d-%02d", ymd[0], ymd[1], ymd[2]);
+        json_array_append_new(days, json_pack("{s:s, s:f}", "date", date, "kwh", sum));
+        total += sum;
+        ndays++;
+        if (sum > peak_kwh) {
+            peak_kwh = sum;
+            memcpy(peak_date, date, sizeof date);
+        }
+    }
+    char from[DATE_LEN], to[DATE_LEN];
+    snprintf(from, sizeof from, "%04d-%02d-%02d", r.from[0], r.from[1], r.from[2]);
+    snprintf(to, sizeof to, "%04d-%02d-%02d", r.to[0], r.to[1], r.to[2]);
+    rc = ems_reply_json(resp, 200,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:f, s:f, s:o, s:f}", "device_id", id, "from", from,
+                                  "to", to, "tz", r.tz, "unit", "kWh", "days", days, "total_kwh", total, "average_kwh",
+                                  ndays ? total / (double)ndays : 0.0, "peak",
+                                  ndays ? json_pack("{s:s, s:f}", "date", peak_date, "kwh", peak_kwh) : json_null(),
+                                  "limit_kwh", limit));
+cleanup:
+    ems_rows_free(rows);
+    return rc;
+}
+
 ems_rc monitoring_csv(ems_req *req, ems_resp *resp, void *ctx) {
     monitoring_role *m = ctx;
-    const char *id = req->param[0], *tz;
-    int from[3], to[3];
-    int64_t first_day, last_day, range_start, range_end;
+    const char *id = req->param[0];
+    day_range r;
+    int *from = r.from, *to = r.to;
     ems_rows *rows = NULL;
     char *data = NULL;
     size_t len = 0, next = 0;
     FILE *out = NULL;
-    ems_rc rc = query_tz(req, resp, &tz);
-    if (!rc) rc = query_date(req, resp, "from", tz, from);
-    if (!rc) rc = query_date(req, resp, "to", tz, to);
-    if (rc) return rc;
-    first_day = day_number(from);
-    last_day = day_number(to);
-    if (last_day < first_day) return ems_fail(resp, EMS_BAD_REQUEST, "to must not be before from");
-    if (last_day - first_day + 1 > CSV_MAX_DAYS)
-        return ems_fail(resp, EMS_BAD_REQUEST, "at most %d days per export", CSV_MAX_DAYS);
-    if (tz_day_start(tz, from[0], from[1], from[2], &range_start) != 0 ||
-        tz_day_start(tz, to[0], to[1], to[2], &range_end) != 0)
-        return ems_fail(resp, EMS_BAD_REQUEST, "no such day in %s", tz);
-    range_end += 26 * MON_HOUR_MS; /* past the end of the last day, whatever its length */
-
-    ems_db *db = ems_store_get(m->env->store);
-    if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
-    rc = device_access(db, req, resp, id, NULL);
-    if (!rc && (rc = load_buckets(db, id, range_start, range_end, &rows)) != EMS_OK)
-        rc = ems_fail(resp, rc, "cannot read consumption");
-    ems_store_put(m->env->store, db);
+    ems_rc rc = query_range(req, resp, &r);
+    if (!rc) rc = load_range(m, req, resp, id, &r, NULL, &rows);
     if (rc) goto cleanup;
 
     if (!(out = open_memstream(&data, &len))) {
@@ -183,14 +255,14 @@ ems_rc monitoring_csv(ems_req *req, ems_resp *resp, void *ctx) {
         goto cleanup;
     }
     fputs("start,kwh\r\n", out);
-    for (int64_t day = first_day; day <= last_day; day++) {
+    for (int64_t day = r.first_day; day <= r.last_day; day++) {
         local_hour hours[TZ_MAX_HOURS];
         double kwh[TZ_MAX_HOURS];
         size_t n = 0;
         int64_t end_ms;
         int ymd[3];
         day_date(day, ymd);
-        if (tz_day_hours(tz, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
+        if (tz_day_hours(r.tz, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
         sum_hours(rows, &next, hours, n, end_ms, kwh);
         for (size_t h = 0; h < n; h++) {
             char start[32];
