@@ -192,12 +192,17 @@ ems_rc ems_bus_publish(ems_bus *b, const char *queue, const char *body, size_t l
 }
 
 ems_rc ems_bus_publish_batch(ems_bus *b, const char *queue, const char *const *bodies, const size_t *lens, size_t n) {
-    if (!b || !queue_name_ok(queue)) return EMS_BAD_REQUEST;
+    return ems_bus_publish_via(b, NULL, queue, bodies, lens, n);
+}
+
+ems_rc ems_bus_publish_via(ems_bus *b, const char *exchange, const char *queue, const char *const *bodies,
+                           const size_t *lens, size_t n) {
+    if (!b || !queue_name_ok(queue) || (exchange && !queue_name_ok(exchange))) return EMS_BAD_REQUEST;
     if (n == 0) return EMS_OK;
     if (!bodies || !lens) return EMS_BAD_REQUEST;
     for (size_t i = 0; i < n; i++)
         if (!bodies[i] && lens[i]) return EMS_BAD_REQUEST;
-    return b->drv->publish(b->state, queue, bodies, lens, n);
+    return b->drv->publish(b->state, exchange, queue, bodies, lens, n);
 }
 
 /*

@@ -56,6 +56,15 @@ ems_rc ems_bus_publish(ems_bus *b, const char *queue, const char *body, size_t l
 ems_rc ems_bus_publish_batch(ems_bus *b, const char *queue, const char *const *bodies, const size_t *lens,
                              size_t n);
 
+/*
+ * The same through a named exchange, with `queue` as the routing key, and
+ * without declaring anything: for a publisher whose broker user may write
+ * only to that exchange, as a meter (the exchange and its binding exist on
+ * the broker already).  inproc has no exchanges: the message goes to `queue`.
+ */
+ems_rc ems_bus_publish_via(ems_bus *b, const char *exchange, const char *queue, const char *const *bodies,
+                           const size_t *lens, size_t n);
+
 /* Starts consuming `queue` on a thread of its own; prefetch 0 = 100. */
 ems_rc ems_bus_consume(ems_bus *b, const char *queue, unsigned prefetch, ems_bus_handler fn, void *ctx);
 

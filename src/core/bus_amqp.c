@@ -421,8 +421,12 @@ static ems_rc pub_ensure(amqp_bus *b, int *fresh) {
     return EMS_OK;
 }
 
-/* Publishes n messages and waits for their confirms.  Called with pub_lock held and the link open. */
-static ems_rc pub_send(amqp_link *l, const char *queue, const char *const *bodies, const size_t *lens, size_t n) {
+/*
+ * Publishes n messages to the exchange (NULL: the default one) with routing
+ * key `queue` and waits for their confirms.  Called with pub_lock held and the link open.
+ */
+static ems_rc pub_send(amqp_link *l, const char *exchange, const char *queue, const char *const *bodies,
+                       const size_t *lens, size_t n) {
     ems_rc rc = EMS_OK;
     int keep = 0; /* the connection outlives a failure the broker reported itself */
     amqp_basic_properties_t props;
@@ -435,7 +439,8 @@ static ems_rc pub_send(amqp_link *l, const char *queue, const char *const *bodie
     if (!cs.done) return EMS_NOMEM;
     for (size_t i = 0; i < n; i++) {
         amqp_bytes_t body = {.len = lens[i], .bytes = (void *)bodies[i]};
-        int st = amqp_basic_publish(l->conn, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &props, body);
+        int st = amqp_basic_publish(l->conn, CHANNEL, exchange ? amqp_cstring_bytes(exchange) : amqp_empty_bytes,
+                                    amqp_cstring_bytes(queue), 0, 0, &props, body);
         if (st != AMQP_STATUS_OK) {
             ems_log(EMS_LOG_WARN, "bus.publish_failed", "queue=%s error=\"%s\"", queue, amqp_error_string2(st));
             rc = EMS_UNAVAILABLE;
@@ -463,7 +468,8 @@ cleanup:
     return rc;
 }
 
-static ems_rc amqp_publish(void *state, const char *queue, const char *const *bodies, const size_t *lens, size_t n) {
+static ems_rc amqp_publish(void *state, const char *exchange, const char *queue, const char *const *bodies,
+                           const size_t *lens, size_t n) {
     amqp_bus *b = state;
     ems_rc rc = EMS_UNAVAILABLE;
     pthread_mutex_lock(&b->pub_lock);
@@ -475,8 +481,8 @@ static ems_rc amqp_publish(void *state, const char *queue, const char *const *bo
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh;
         if ((rc = pub_ensure(b, &fresh)) != EMS_OK) break;
-        rc = link_declare(&b->pub, queue);
-        if (rc == EMS_OK) rc = pub_send(&b->pub, queue, bodies, lens, n);
+        rc = exchange ? EMS_OK : link_declare(&b->pub, queue);
+        if (rc == EMS_OK) rc = pub_send(&b->pub, exchange, queue, bodies, lens, n);
         if (rc == EMS_OK || rc == EMS_CONFLICT || rc == EMS_NOMEM || b->pub.conn) break;
         if (fresh) {
             link_backoff(&b->pub);

@@ -35,8 +35,13 @@ typedef struct {
     /* Stops and joins consumers, then frees everything. */
     void (*close)(void *state);
     ems_rc (*declare)(void *state, const char *queue);
-    /* n >= 1; EMS_OK only when every message is safe (see bus.h). */
-    ems_rc (*publish)(void *state, const char *queue, const char *const *bodies, const size_t *lens, size_t n);
+    /*
+     * n >= 1; EMS_OK only when every message is safe (see bus.h).  exchange
+     * NULL: the default exchange, the queue declared first; otherwise that
+     * exchange with `queue` as the routing key, nothing declared.
+     */
+    ems_rc (*publish)(void *state, const char *exchange, const char *queue, const char *const *bodies,
+                      const size_t *lens, size_t n);
     /*
      * fn is called with a body that is NUL-terminated at body[len], never
      * concurrently for one queue.  prefetch is at least 1.

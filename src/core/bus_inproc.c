@@ -185,7 +185,9 @@ static ems_rc deliver(inproc_queue *q, const char *body, size_t len, ems_verdict
     return EMS_OK;
 }
 
-static ems_rc inproc_publish(void *state, const char *queue, const char *const *bodies, const size_t *lens, size_t n) {
+static ems_rc inproc_publish(void *state, const char *exchange, const char *queue, const char *const *bodies,
+                             const size_t *lens, size_t n) {
+    (void)exchange; /* no exchanges in process: the routing key is the queue */
     inproc_queue *q;
     ems_rc rc = queue_get(state, queue, &q);
     if (rc != EMS_OK) return rc;

@@ -26,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
 #include "bus.h"
 #include "log.h"
 
@@ -589,6 +592,64 @@ static void test_vhost_forms(void **state) {
     ems_bus_close(b);
 }
 
+/* Declares a direct exchange bound to `queue` with the queue's name as key, as the definitions do. */
+static void declare_exchange_to(const char *exchange, const char *queue) {
+    amqp_connection_state_t c = amqp_new_connection();
+    amqp_socket_t *sock = amqp_tcp_socket_new(c);
+    assert_non_null(sock);
+    assert_int_equal(amqp_socket_open(sock, "127.0.0.1", broker_port), AMQP_STATUS_OK);
+    assert_int_equal(amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type,
+                     AMQP_RESPONSE_NORMAL);
+    amqp_channel_open(c, 1);
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
+                          amqp_empty_table);
+    assert_int_equal(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange), amqp_cstring_bytes(queue),
+                    amqp_empty_table);
+    assert_int_equal(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c);
+}
+
+/*
+ * A meter's broker user may write only to the ingest exchange: it cannot
+ * declare the queue, so a plain publish is refused, but a publish through
+ * the exchange reaches the queue, confirmed.
+ */
+static void test_publish_via_exchange_as_write_only_user(void **state) {
+    (void)state;
+    if (!broker_dir[0]) {
+        fprintf(stderr, "    publish via exchange: skipped (needs its own broker to add a user)\n");
+        skip();
+    }
+    const char *q = qname("via"), *x = qname("via.exchange");
+    char args[600], meter_url[300];
+    ems_bus *admin = open_bus(), *meter = NULL;
+    tally t;
+    tally_init(&t);
+    assert_int_equal(ems_bus_declare(admin, q), EMS_OK);
+    declare_exchange_to(x, q);
+    snprintf(args, sizeof args, "add_user meter%ld meter-pw", (long)getpid());
+    assert_int_equal(broker_ctl(args), 0);
+    snprintf(args, sizeof args, "set_permissions -p / meter%ld '^$' '^%s$' '^$'", (long)getpid(), x);
+    assert_int_equal(broker_ctl(args), 0);
+    snprintf(meter_url, sizeof meter_url, "amqp://meter%ld:meter-pw@127.0.0.1:%d", (long)getpid(), broker_port);
+    assert_int_equal(ems_bus_open(meter_url, &meter, NULL, 0), EMS_OK);
+
+    const char *bodies[3] = {"{\"id\":0}", "{\"id\":1}", "{\"id\":2}"};
+    size_t lens[3] = {8, 8, 8};
+    assert_int_not_equal(ems_bus_publish(meter, q, bodies[0], lens[0]), EMS_OK); /* may not declare */
+    assert_int_equal(ems_bus_publish_via(meter, x, q, bodies, lens, 3), EMS_OK);
+    assert_int_equal(ems_bus_publish_via(meter, "bad name with a \n", q, bodies, lens, 3), EMS_BAD_REQUEST);
+    assert_int_equal(ems_bus_consume(admin, q, 0, count_msg, &t), EMS_OK);
+    assert_true(wait_distinct(&t, 3, 10));
+    nap_ms(200);
+    assert_int_equal(tally_total(&t), 3);
+    assert_int_equal(t.out_of_order, 0);
+    ems_bus_close(meter);
+    ems_bus_close(admin);
+}
+
 static void test_connections_closed_by_broker(void **state) {
     (void)state;
     if (!broker_dir[0]) {
@@ -707,6 +768,7 @@ int main(void) {
         cmocka_unit_test(test_killed_consumer_loses_nothing),
         cmocka_unit_test(test_unreachable_broker_fails_fast),
         cmocka_unit_test(test_vhost_forms),
+        cmocka_unit_test(test_publish_via_exchange_as_write_only_user),
         cmocka_unit_test(test_connections_closed_by_broker),
         cmocka_unit_test(test_broker_restart),
     };
