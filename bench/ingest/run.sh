@@ -7,9 +7,14 @@
 # (a) Broker ceiling.  Starts deploy/local/cluster.sh in its own temp dir at
 #     BENCH_PORT_BASE; before any reading flows, `ems-sim load` publishes
 #     persistent one-reading messages (~90 B) with confirms in batches to a
-#     queue of its own on that broker, while bench/ingest/drain.c (compiled
+#     queue of its own on that broker, and bench/ingest/drain.c (compiled
 #     here) consumes them with prefetch 1000 and multi-acks and does nothing
-#     else.  msgs/s = consumed / (last consumed - first sent): ONE queue hop.
+#     else: msgs/s = consumed / (last consumed - first sent).  Measured twice:
+#     (a1) ONE queue hop, drain on the sim's queue; (a2) TWO hops, as the
+#     pipeline: bench/ingest/relay.c takes batches from the sim's queue,
+#     republishes every message unchanged with confirms and multi-acks after
+#     them (the balancer's protocol without its work), and drain consumes the
+#     second queue.  (b)/(a2) is the ratio the target asks for.
 # (b) Distributed pipeline.  Creates BENCH_DEVICES devices through the
 #     gateway, waits until monitoring knows them, then `ems-sim backfill`
 #     publishes one reading per message to external.data.collection.queue as
@@ -17,8 +22,15 @@
 #     PostgreSQL).  Readings count once stored: the sum over the replicas of
 #     ems_readings_stored_total on /metrics.  readings/s = stored / (time the
 #     last was stored - time the first was sent).  The pipeline has TWO queue
-#     hops.  Then, on the idle pipeline, BENCH_SAMPLES single readings are
-#     published one at a time (amqp-publish) and timed until stored.
+#     hops.  Then latency: bench/ingest/probe.c publishes BENCH_SAMPLES
+#     single readings one at a time and times each from just before the
+#     publish until the device's hourly series (GET /api/consumption on
+#     monitoring-1, asked every millisecond) includes it; once on the idle
+#     pipeline and once while `ems-sim live` sends BENCH_LOAD_RATE readings/s
+#     of the same devices.
+# (s) Soak, when BENCH_SOAK_S > 0: `ems-sim live` at BENCH_LOAD_RATE
+#     readings/s for BENCH_SOAK_S seconds through the whole pipeline, VmRSS
+#     of every role and of RabbitMQ sampled every 10 s: is memory stable?
 # (c) Embedded.  `ems serve` with EMS_INGEST_TOKEN, BENCH_DEVICES devices
 #     created through its API, `ems-sim backfill --http --batch 1000`;
 #     counted as stored the same way (/metrics of ems serve).
@@ -36,8 +48,9 @@
 # BENCH_DAYS_C (60 and 3: 432k readings in (c)), BENCH_SAMPLES (20),
 # BENCH_STORE_TIMEOUT (s to wait for the last reading to be stored, 90;
 # the wait also ends after 20 s without progress),
-# BENCH_PORT_BASE (27000), BENCH_REPLICAS (4), BENCH_KEEP (0).
-# Needs: gcc, librabbitmq-dev, amqp-tools, curl, jq, python3, openssl, and
+# BENCH_PORT_BASE (27000), BENCH_REPLICAS (4), BENCH_LOAD_RATE (1000),
+# BENCH_SOAK_S (0: no soak; 300 for the 5-minute memory run), BENCH_KEEP (0).
+# Needs: gcc, librabbitmq-dev, libcurl-dev, curl, jq, python3, openssl, and
 # what cluster.sh needs (PostgreSQL, RabbitMQ, nginx, envsubst).
 # shellcheck disable=SC2317,SC2153  # cleanup runs from the EXIT trap; cluster.env sets AMQP_URL etc.
 set -euo pipefail
@@ -57,6 +70,8 @@ STORE_TIMEOUT=${BENCH_STORE_TIMEOUT:-90}
 PORT_BASE=${BENCH_PORT_BASE:-27000}
 REPLICAS=${BENCH_REPLICAS:-4}
 KEEP=${BENCH_KEEP:-0}
+LOAD_RATE=${BENCH_LOAD_RATE:-1000}
+SOAK_S=${BENCH_SOAK_S:-0}
 
 say() { echo "bench: $*" >&2; }
 die() {
@@ -71,10 +86,10 @@ EMS=${1:-${EMS_BIN:-$ROOT/build/ems}}
 EMS=$(realpath "$EMS")
 SIM=$(dirname "$EMS")/ems-sim
 [ -x "$SIM" ] || die "no ems-sim beside $EMS"
-for tool in gcc curl jq python3 openssl amqp-publish top; do
+for tool in gcc curl jq python3 openssl top; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-for n in "$CEILING_S" "$NDEV" "$INTERVAL_B" "$INTERVAL_C" "$DAYS_B" "$DAYS_C" "$SAMPLES" "$STORE_TIMEOUT" "$PORT_BASE" "$REPLICAS"; do
+for n in "$CEILING_S" "$NDEV" "$INTERVAL_B" "$INTERVAL_C" "$DAYS_B" "$DAYS_C" "$SAMPLES" "$STORE_TIMEOUT" "$PORT_BASE" "$REPLICAS" "$LOAD_RATE" "$SOAK_S"; do
     [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_* knobs are whole numbers, not '$n'"
 done
 for role in monitoring balancer; do
@@ -269,8 +284,10 @@ record "meta machine $(nproc) CPUs ($cpu_model), $(awk '/^MemTotal:/ {printf "%.
 record "meta binary $EMS"
 record "meta loadavg_before $(cut -d' ' -f1-3 /proc/loadavg)"
 
-gcc -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE "$HERE/drain.c" -lrabbitmq -o "$tmp/drain" 2>"$tmp/logs/gcc.log" ||
-    die "cannot compile drain.c: $(cat "$tmp/logs/gcc.log")"
+for tool in drain relay probe; do
+    gcc -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE "$HERE/$tool.c" -lrabbitmq -lcurl -o "$tmp/$tool" \
+        2>"$tmp/logs/gcc.log" || die "cannot compile $tool.c: $(cat "$tmp/logs/gcc.log")"
+done
 
 # ---- cluster --------------------------------------------------------------
 
@@ -287,28 +304,45 @@ procs_cluster >"$tmp/procs-b"
 
 # ---- (a) broker ceiling ---------------------------------------------------
 
-queue=bench.ceiling.$$
-say "(a) ceiling: ems-sim load for ${CEILING_S} s to $queue, drain consuming"
-"$tmp/drain" 127.0.0.1 "$AMQP_PORT" guest guest "$queue" 0 $((CEILING_S + 60)) >"$tmp/drain.out" 2>"$tmp/logs/drain.log" &
-echo $! >"$tmp/run/drain.pid"
-drain_pid=$!
-sleep 0.5
-rmq_cpu0=$(cpu_s "$(cat "$cluster_dir/rabbitmq/rabbitmq.pid")")
-m0=$(machine_ticks)
-t0=$(now_ms)
-"$SIM" load --amqp "$AMQP_URL" --queue "$queue" --devices 1000 --rate 10000000 --duration "$CEILING_S" \
-    --publish-batch 1000 --quiet --seed 1 >"$tmp/sim-a.out" 2>"$tmp/logs/sim-a.log" ||
-    die "ems-sim load (ceiling) failed: $(tail -n 3 "$tmp/logs/sim-a.log")"
-t_pub=$(now_ms)
-wait "$drain_pid" || say "drain stopped by its timeout"
-rm -f "$tmp/run/drain.pid"
-m1=$(machine_ticks)
-sum=$(sim_summary "$tmp/sim-a.out")
-confirmed=$(field confirmed "$sum")
-confirmed=${confirmed:-0}
-read -r first_ms last_ms consumed <<<"$(sed -E 's/[a-z_]+=//g' "$tmp/drain.out")"
-record "a confirmed $confirmed consumed $consumed t0 $t0 t_pub $t_pub first $first_ms last $last_ms busy $(busy_pct "$m0" "$m1") rmq_cpu $(awk -v a="$rmq_cpu0" -v b="$(cpu_s "$(cat "$cluster_dir/rabbitmq/rabbitmq.pid")")" 'BEGIN {printf "%.1f", b - a}')"
-say "(a) confirmed $confirmed consumed $consumed in $((last_ms - t0)) ms"
+# ceiling HOPS: the sim publishes for CEILING_S s; with 2 hops relay forwards
+# to the queue drain consumes.  Records "a<HOPS> ...".
+ceiling() {
+    local hops=$1 queue=bench.ceiling.$$.$1 last_queue rmq_pid rmq_cpu0 m0 m1 t0 t_pub sum confirmed
+    local drain_pid first_ms last_ms consumed
+    last_queue=$queue
+    [ "$hops" = 2 ] && last_queue=$queue.out
+    rmq_pid=$(cat "$cluster_dir/rabbitmq/rabbitmq.pid")
+    say "(a$hops) ceiling, $hops hop(s): ems-sim load for ${CEILING_S} s to $queue, drain on $last_queue"
+    "$tmp/drain" 127.0.0.1 "$AMQP_PORT" guest guest "$last_queue" 0 $((CEILING_S + 60)) \
+        >"$tmp/drain-$hops.out" 2>"$tmp/logs/drain-$hops.log" &
+    drain_pid=$!
+    echo "$drain_pid" >"$tmp/run/drain.pid"
+    if [ "$hops" = 2 ]; then
+        "$tmp/relay" 127.0.0.1 "$AMQP_PORT" guest guest "$queue" "$last_queue" \
+            >"$tmp/relay.out" 2>"$tmp/logs/relay.log" &
+        echo $! >"$tmp/run/relay.pid"
+    fi
+    sleep 0.5
+    rmq_cpu0=$(cpu_s "$rmq_pid")
+    m0=$(machine_ticks)
+    t0=$(now_ms)
+    "$SIM" load --amqp "$AMQP_URL" --queue "$queue" --devices 1000 --rate 10000000 --duration "$CEILING_S" \
+        --publish-batch 1000 --quiet --seed "$hops" >"$tmp/sim-a$hops.out" 2>"$tmp/logs/sim-a$hops.log" ||
+        die "ems-sim load (ceiling) failed: $(tail -n 3 "$tmp/logs/sim-a$hops.log")"
+    t_pub=$(now_ms)
+    wait "$drain_pid" || say "drain stopped by its timeout"
+    rm -f "$tmp/run/drain.pid"
+    [ "$hops" = 2 ] && stop_pid "$tmp/run/relay.pid"
+    m1=$(machine_ticks)
+    sum=$(sim_summary "$tmp/sim-a$hops.out")
+    confirmed=$(field confirmed "$sum")
+    confirmed=${confirmed:-0}
+    read -r first_ms last_ms consumed <<<"$(sed -E 's/[a-z_]+=//g' "$tmp/drain-$hops.out")"
+    record "a$hops confirmed $confirmed consumed $consumed t0 $t0 t_pub $t_pub first $first_ms last $last_ms busy $(busy_pct "$m0" "$m1") rmq_cpu $(awk -v a="$rmq_cpu0" -v b="$(cpu_s "$rmq_pid")" 'BEGIN {printf "%.1f", b - a}')"
+    say "(a$hops) confirmed $confirmed consumed $consumed in $((last_ms - t0)) ms"
+}
+ceiling 1
+ceiling 2
 
 # ---- (b) distributed pipeline ---------------------------------------------
 
@@ -345,32 +379,63 @@ while read -r name pid; do
     case "$name" in monitoring-* | balancer | rabbitmq) record "mem b $name $(mem_kb "$pid")" ;; esac
 done <"$tmp/procs-b"
 
-# Latency on the idle pipeline: one reading at a time, from before the
-# publish to its appearance in the stored count (polled about every 20 ms).
-say "(b) latency: $SAMPLES single readings"
+# Latency: one reading at a time until the hourly series has it (probe.c),
+# on the idle pipeline, then under BENCH_LOAD_RATE readings/s of live load.
 dev_b=$(jq -r '.devices[0].id' "$tmp/sim-b.json")
-ts=$(($(date +%s) / 60))
-ts=$((ts * 60000 + 30000)) # off the sim's minute grid: never a repeat
-for i in $(seq 1 "$SAMPLES"); do
-    before=$(stored_sum "${mon_urls[@]}")
-    s0=$(now_ms)
-    amqp-publish -u "$AMQP_URL" -r external.data.collection.queue -p -C application/json \
-        -b "{\"timestamp\":$((ts - i * 1000)),\"device_id\":\"$dev_b\",\"measurement_value\":0.000001}" ||
-        die "amqp-publish failed"
-    stored_one=1
-    until [ "$(stored_sum "${mon_urls[@]}")" -gt "$before" ]; do
-        [ $(($(now_ms) - s0)) -lt 10000 ] || {
-            stored_one=0
-            break
-        }
+probe() { # label
+    local rc=0
+    "$tmp/probe" 127.0.0.1 "$AMQP_PORT" guest guest external.data.collection.queue \
+        "${mon_urls[0]}/api/consumption/$dev_b" "$token" "$dev_b" "$SAMPLES" 20 \
+        >"$tmp/probe-$1.out" 2>"$tmp/logs/probe-$1.log" || rc=$?
+    sed -n "s/^lat_ms=/lat $1 /p" "$tmp/probe-$1.out" >>"$results"
+    [ "$rc" -eq 0 ] || {
+        say "(b) probe $1 failed (exit $rc): $(tail -n 1 "$tmp/logs/probe-$1.log")"
+        record "lat_timeout $1 $(grep -c . "$tmp/probe-$1.out")"
+    }
+}
+
+# live_load SECONDS: the bench devices at LOAD_RATE readings/s, days in the
+# past that (b) did not fill, in the background (pid in run/live.pid).
+live_starts=0
+live_load() {
+    local speed start
+    speed=$(awk -v r="$LOAD_RATE" -v n="$NDEV" -v i="$INTERVAL_B" 'BEGIN {printf "%.3f", r * i / n}')
+    # Each run its own stretch of the past (40, 80, ... days back): no reading repeats another's.
+    live_starts=$((live_starts + 1))
+    start=$(date -u -d "@$(($(date +%s) - live_starts * 40 * 86400))" +%F)
+    "$SIM" live --config "$tmp/sim-b.json" --amqp "$AMQP_URL" --start "$start" --speed "$speed" \
+        --duration "$1" --publish-batch 100 --quiet >"$tmp/sim-live.out" 2>"$tmp/logs/sim-live.log" &
+    echo $! >"$tmp/run/live.pid"
+}
+
+say "(b) latency: $SAMPLES single readings, idle"
+probe idle
+say "(b) latency: $SAMPLES single readings under $LOAD_RATE readings/s"
+live_load 600
+sleep 2
+probe load
+stop_pid "$tmp/run/live.pid"
+
+# ---- (s) soak -----------------------------------------------------------------
+
+if [ "$SOAK_S" -gt 0 ]; then
+    say "(s) soak: $LOAD_RATE readings/s for $SOAK_S s, memory sampled every 10 s"
+    soak_stored0=$(stored_sum "${mon_urls[@]}")
+    live_load "$SOAK_S"
+    t_soak=$(now_ms)
+    while alive "$(cat "$tmp/run/live.pid" 2>/dev/null || echo 0)"; do
+        el=$((($(now_ms) - t_soak) / 1000))
+        while read -r name pid; do
+            case "$name" in monitoring-* | balancer | rabbitmq) record "soak $el $name $(mem_kb "$pid")" ;; esac
+        done <"$tmp/procs-b"
+        sleep 10
     done
-    if [ "$stored_one" -eq 0 ]; then
-        say "(b) a single reading was not stored within 10 s: no more latency samples"
-        record "lat_timeout b $i"
-        break
-    fi
-    record "lat b $(($(now_ms) - s0))"
-done
+    rm -f "$tmp/run/live.pid"
+    sum=$(sim_summary "$tmp/sim-live.out")
+    confirmed=$(field confirmed "$sum")
+    wait_stored $((soak_stored0 + ${confirmed:-0})) "${mon_urls[@]}" || say "(s) not all soak readings stored"
+    record "soakdone confirmed ${confirmed:-0} stored $((stored - soak_stored0)) seconds $((($(now_ms) - t_soak) / 1000))"
+fi
 
 bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
     say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
@@ -429,4 +494,5 @@ for ph in b c; do
     [ -s "$tmp/top-$ph" ] || continue
     sed "s/^/top $ph /" "$tmp/top-$ph" >>"$results"
 done
-python3 "$HERE/report.py" "$results" "$CEILING_S" "$NDEV" "$INTERVAL_B" "$DAYS_B" "$DAYS_C" "$REPLICAS" "$INTERVAL_C"
+python3 "$HERE/report.py" "$results" "$CEILING_S" "$NDEV" "$INTERVAL_B" "$DAYS_B" "$DAYS_C" "$REPLICAS" "$INTERVAL_C" \
+    "$LOAD_RATE"
