@@ -321,7 +321,8 @@ static void confirm_mark(confirm_set *cs, uint64_t tag, int multiple, int nack) 
 /*
  * Handles one frame read on the publisher connection.  Confirms are
  * recorded in cs (NULL: nothing awaited, stale confirms are dropped); a
- * closed channel or connection is EMS_UNAVAILABLE.
+ * closed connection is EMS_UNAVAILABLE, a closed channel (a refusal, e.g.
+ * no such exchange or no write permission) EMS_CONFLICT.
  */
 static ems_rc pub_frame(amqp_link *l, const amqp_frame_t *f, confirm_set *cs) {
     if (f->frame_type != AMQP_FRAME_METHOD) return EMS_OK;
@@ -346,7 +347,7 @@ static ems_rc pub_frame(amqp_link *l, const amqp_frame_t *f, confirm_set *cs) {
         const amqp_channel_close_t *m = f->payload.method.decoded;
         ems_log(EMS_LOG_WARN, "bus.channel_closed", "link=%s code=%u reason=\"%.*s\"", l->role, m->reply_code,
                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        return EMS_UNAVAILABLE;
+        return EMS_CONFLICT; /* the broker refused this publish (403, 404 ...): trying again will not help */
     }
     default:
         return EMS_OK; /* basic.return (we never publish mandatory), connection.blocked, ... */
@@ -463,8 +464,8 @@ static ems_rc pub_send(amqp_link *l, const char *exchange, const char *queue, co
     }
 cleanup:
     free(cs.done);
-    /* A broken connection goes; amqp_publish decides whether to back off. */
-    if (rc == EMS_UNAVAILABLE && !keep && l->conn) link_drop(l, 0, 0);
+    /* A broken connection or channel goes; amqp_publish decides whether to back off. */
+    if ((rc == EMS_UNAVAILABLE || rc == EMS_CONFLICT) && !keep && l->conn) link_drop(l, 0, 0);
     return rc;
 }
 
@@ -610,7 +611,8 @@ static ems_rc consumer_other_frame(amqp_consumer *c) {
         ems_log(EMS_LOG_WARN, "bus.consumer_cancelled", "queue=%s", c->queue);
         return EMS_UNAVAILABLE;
     }
-    return pub_frame(&c->link, &f, NULL);
+    /* A consumer whose channel was closed connects again, whatever the reason. */
+    return pub_frame(&c->link, &f, NULL) == EMS_OK ? EMS_OK : EMS_UNAVAILABLE;
 }
 
 /* One turn of the consumer loop on an open connection. */

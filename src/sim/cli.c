@@ -35,7 +35,7 @@ enum { C_LIVE = 1, C_BACKFILL = 2, C_LOAD = 4, C_VALIDATE = 8, C_RUN = C_LIVE | 
 typedef enum { A_FLAG, A_INT, A_U64, A_NUM, A_STR, A_LIST } arg_kind;
 
 typedef struct {
-    const char *config, *amqp, *queue, *http, *token, *timezone, *csv, *format, *start, *end, *summary_json,
+    const char *config, *amqp, *queue, *exchange, *http, *token, *timezone, *csv, *format, *start, *end, *summary_json,
         *log_level;
     const char **devices;
     size_t ndevices;
@@ -61,6 +61,7 @@ static const cli_opt opts[] = {
     {"config", A_STR, F(config), 0, 0, C_ANY, "FILE", "JSON config file (see docs/sim.md)"},
     {"amqp", A_STR, F(amqp), 0, 0, C_ANY, "URL", "send to RabbitMQ, amqp://user:pass@host:port"},
     {"queue", A_STR, F(queue), 0, 0, C_ANY, "NAME", "queue (default external.data.collection.queue)"},
+    {"exchange", A_STR, F(exchange), 0, 0, C_ANY, "NAME", "publish to this exchange, queue as key; declare nothing"},
     {"http", A_STR, F(http), 0, 0, C_ANY, "URL", "POST to http://host:port/api/readings instead"},
     {"token", A_STR, F(token), 0, 0, C_ANY, "TOKEN", "ingest token for --http (or EMS_INGEST_TOKEN)"},
     {"device", A_LIST, F(devices), 0, 0, C_ANY, "UUID", "add a device (repeatable)"},
@@ -286,6 +287,13 @@ static int apply_flags(const cli_args *a, const unsigned char *g, ems_sim_config
             return -1;
         }
         ok &= ems_sim_config_set_string(&c->target.queue, a->queue) == EMS_OK;
+    }
+    if (a->exchange) {
+        if (c->target.kind != EMS_SIM_TARGET_AMQP) {
+            snprintf(err, errlen, "--exchange applies to an amqp target");
+            return -1;
+        }
+        ok &= ems_sim_config_set_string(&c->target.exchange, a->exchange) == EMS_OK;
     }
     if (a->token) { /* a flag beats the environment */
         ok &= ems_sim_config_set_string(&c->target.token, a->token) == EMS_OK;

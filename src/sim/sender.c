@@ -19,6 +19,7 @@ struct sim_sender {
     ems_bus *bus;
     int own_bus;
     char *queue;
+    char *exchange; /* NULL: the default exchange, the queue declared first */
     sim_httpc *http;
     char *token;
     sim_buf resp;
@@ -56,8 +57,15 @@ ems_rc sim_sender_open(const ems_sim_config *c, sim_sender **out, char *err, siz
             rc = EMS_NOMEM;
             goto cleanup;
         }
+        if (c->target.exchange && !(s->exchange = strdup(c->target.exchange))) {
+            rc = EMS_NOMEM;
+            goto cleanup;
+        }
         amqp_where(ems_sim_config_url(c), host, sizeof host);
-        snprintf(s->where, sizeof s->where, "%s queue %s", host, s->queue);
+        if (s->exchange)
+            snprintf(s->where, sizeof s->where, "%s exchange %s key %s", host, s->exchange, s->queue);
+        else
+            snprintf(s->where, sizeof s->where, "%s queue %s", host, s->queue);
     }
     *out = s;
     s = NULL;
@@ -84,6 +92,7 @@ void sim_sender_free(sim_sender *s) {
     if (!s) return;
     if (s->own_bus) ems_bus_close(s->bus);
     free(s->queue);
+    free(s->exchange);
     sim_httpc_free(s->http);
     free(s->token);
     sim_buf_free(&s->resp);
@@ -108,11 +117,16 @@ static ems_rc bus_result(sim_sender *s, ems_rc rc, char *err, size_t errlen) {
     case EMS_AGAIN:
         snprintf(err, errlen, "no consumer took the messages (%s)", s->where);
         break;
-    case EMS_CONFLICT:
-        snprintf(err, errlen,
-                 "queue %s exists with other arguments (it must be durable, dead-lettering to %s.dlq); "
-                 "delete it or use another queue",
-                 s->queue, s->queue);
+    case EMS_CONFLICT: /* the broker closed the channel: a refusal, not an outage */
+        if (s->exchange)
+            snprintf(err, errlen, "the broker refused the publish to exchange %s: it does not exist, or this user "
+                     "may not write to it", s->exchange);
+        else
+            snprintf(err, errlen,
+                     "the broker refused queue %s: it exists with other arguments (it must be durable, "
+                     "dead-lettering to %s.dlq), or this user may not declare it (a publish-only user needs "
+                     "--exchange)",
+                     s->queue, s->queue);
         break;
     default:
         snprintf(err, errlen, "publishing to %s failed: %s", s->where, ems_rc_message(rc));
@@ -135,7 +149,7 @@ static ems_rc bus_send(sim_sender *s, const sim_msg *msgs, size_t n, size_t *don
         s->bodies[i] = msgs[i].body;
         s->lens[i] = msgs[i].len;
     }
-    rc = ems_bus_publish_batch(s->bus, s->queue, s->bodies, s->lens, n);
+    rc = ems_bus_publish_via(s->bus, s->exchange, s->queue, s->bodies, s->lens, n);
     *done = rc == EMS_OK ? n : 0;
     return bus_result(s, rc, err, errlen);
 }
@@ -221,7 +235,7 @@ static ems_rc http_send(sim_sender *s, const sim_msg *msgs, size_t n, size_t *do
 /* ---- either -------------------------------------------------------------- */
 
 ems_rc sim_sender_prepare(sim_sender *s, char *err, size_t errlen) {
-    if (s->kind == TARGET_HTTP) return EMS_OK; /* the first POST tells */
+    if (s->kind == TARGET_HTTP || s->exchange) return EMS_OK; /* the first POST / publish tells */
     return bus_result(s, ems_bus_declare(s->bus, s->queue), err, errlen);
 }
 

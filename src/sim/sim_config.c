@@ -220,6 +220,7 @@ static const field target_fields[] = {
     {"amqp", set_target_url, 0, NULL},
     {"http", set_target_url, 0, NULL},
     {"queue", set_str, offsetof(ems_sim_config, target.queue), NULL},
+    {"exchange", set_str, offsetof(ems_sim_config, target.exchange), NULL},
     {"token", set_str, offsetof(ems_sim_config, target.token), NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -234,6 +235,7 @@ static ems_rc set_target(const field *f, json_t *v, void *obj, reader *r) {
     if (amqp && http) return fail(r, "give either \"amqp\" or \"http\", not both");
     if (!amqp && !http) return fail(r, "needs \"amqp\": \"amqp://...\" or \"http\": \"http://...\"");
     if (http && json_object_get(v, "queue")) return fail(r, "\"queue\" belongs to an amqp target");
+    if (http && json_object_get(v, "exchange")) return fail(r, "\"exchange\" belongs to an amqp target");
     if (amqp && json_object_get(v, "token")) return fail(r, "\"token\" belongs to an http target");
     return EMS_OK;
 }
@@ -300,6 +302,7 @@ void ems_sim_config_clear(ems_sim_config *c) {
     free(c->base_dir);
     free(c->target.url);
     free(c->target.queue);
+    free(c->target.exchange);
     free(c->target.token);
     free(c->target.env_token);
     ems_sim_config_init(c);
@@ -319,7 +322,7 @@ ems_rc ems_sim_config_copy(const ems_sim_config *c, ems_sim_config *out) {
     n.devices = NULL;
     n.ndevices = 0;
     n.timezone = n.csv = n.base_dir = NULL;
-    n.target.url = n.target.queue = n.target.token = n.target.env_token = NULL;
+    n.target.url = n.target.queue = n.target.exchange = n.target.token = n.target.env_token = NULL;
     if (c->ndevices) {
         n.devices = calloc(c->ndevices, sizeof *n.devices);
         if (!n.devices) return EMS_NOMEM;
@@ -335,6 +338,7 @@ ems_rc ems_sim_config_copy(const ems_sim_config *c, ems_sim_config *out) {
     ok &= ems_sim_config_set_string(&n.base_dir, c->base_dir) == EMS_OK;
     ok &= ems_sim_config_set_string(&n.target.url, c->target.url) == EMS_OK;
     ok &= ems_sim_config_set_string(&n.target.queue, c->target.queue) == EMS_OK;
+    ok &= ems_sim_config_set_string(&n.target.exchange, c->target.exchange) == EMS_OK;
     ok &= ems_sim_config_set_string(&n.target.token, c->target.token) == EMS_OK;
     ok &= ems_sim_config_set_string(&n.target.env_token, c->target.env_token) == EMS_OK;
     if (!ok) {
@@ -519,6 +523,10 @@ static ems_rc validate_target(const ems_sim_config *c, char *err, size_t errlen)
             return bad(err, errlen, "target.amqp: expected amqp://user:pass@host:port");
         if (!q[0] || strlen(q) > QUEUE_MAX || strncmp(q, "amq.", 4) == 0)
             return bad(err, errlen, "target.queue: expected a queue name of 1..%d characters, not amq.*", QUEUE_MAX);
+        const char *x = c->target.exchange;
+        if (x && (!x[0] || strlen(x) > QUEUE_MAX || strncmp(x, "amq.", 4) == 0))
+            return bad(err, errlen, "target.exchange: expected an exchange name of 1..%d characters, not amq.*",
+                       QUEUE_MAX);
         return EMS_OK;
     }
     if (strncmp(url, "https://", 8) == 0)
@@ -610,6 +618,7 @@ char *ems_sim_config_to_json(const ems_sim_config *c) {
         if (c->target.kind == EMS_SIM_TARGET_AMQP) {
             e |= set_new(t, "amqp", json_string(c->target.url));
             e |= set_new(t, "queue", json_string(ems_sim_config_queue(c)));
+            if (c->target.exchange) e |= set_new(t, "exchange", json_string(c->target.exchange));
         } else {
             e |= set_new(t, "http", json_string(c->target.url));
             if (c->target.token) e |= set_new(t, "token", json_string(c->target.token));

@@ -63,6 +63,7 @@ typedef struct {
         ems_sim_target_kind kind;
         char *url;       /* NULL = EMS_SIM_DEFAULT_AMQP */
         char *queue;     /* amqp; NULL = EMS_SIM_DEFAULT_QUEUE */
+        char *exchange;  /* amqp; set: publish there with the queue as routing key, declare nothing */
         char *token;     /* http ingest token, as in the file */
         char *env_token; /* EMS_INGEST_TOKEN: wins over token, never saved */
         int from_env;    /* the target came from RABBITMQ_*: never saved */

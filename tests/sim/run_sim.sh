@@ -207,6 +207,40 @@ line=$("$SIM" live --config "$WORK/sim.json" --queue sim.test.live --start 2024-
 check "live replay: exit 0, 6 intervals x 3 devices" test "$rc" -eq 0 -a "$(field confirmed "$line")" = 18
 check "live replay: queue holds them" drain sim.test.live 18 "$WORK/live.txt"
 
+# 4. A publish-only broker user, as the cluster's and the stack's "simulator":
+#    it may write only to an exchange bound to the queue, so ems-sim must
+#    publish there (--exchange) and declare nothing.
+cat >"$WORK/via.json" <<EOF
+{"queues": [{"name": "sim.test.via", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}}],
+ "exchanges": [{"name": "sim.test.via.x", "vhost": "/", "type": "direct", "durable": true, "auto_delete": false,
+                "internal": false, "arguments": {}}],
+ "bindings": [{"source": "sim.test.via.x", "vhost": "/", "destination": "sim.test.via", "destination_type": "queue",
+               "routing_key": "sim.test.via", "arguments": {}}]}
+EOF
+bash "$RMQ" ctl "$WORK/rmq" import_definitions "$WORK/via.json" >"$WORK/via-ctl.log" 2>&1 &&
+    bash "$RMQ" ctl "$WORK/rmq" add_user meter meter-pw >>"$WORK/via-ctl.log" 2>&1 &&
+    bash "$RMQ" ctl "$WORK/rmq" set_permissions -p / meter '^$' '^sim\.test\.via\.x$' '^$' >>"$WORK/via-ctl.log" 2>&1
+check "publish-only user and exchange set up" test "$?" -eq 0
+METER="amqp://meter:meter-pw@127.0.0.1:$PORT"
+line=$("$SIM" backfill --config "$WORK/sim.json" --amqp "$METER" --queue sim.test.via --exchange sim.test.via.x \
+    --days 1 --end 2024-03-11 --summary-json "$WORK/via-sum.json" --quiet 2>"$WORK/via.err"); rc=$?
+check "publish-only user with --exchange: exit 0, 432 confirmed" test "$rc" -eq 0 -a "$(field confirmed "$line")" = 432
+if drain sim.test.via 432 "$WORK/via.txt"; then
+    pass "publish-only user with --exchange: the queue holds them"
+    out=$(verify "$WORK/via.txt" "$WORK/via-sum.json" 0 2>&1)
+    check "publish-only user with --exchange: values sum to total_kwh ${out:+($out)}" test -z "$out"
+else
+    fail "publish-only user with --exchange: the queue holds them"
+fi
+out=$("$SIM" backfill --config "$WORK/sim.json" --amqp "$METER" --queue sim.test.via --days 1 --end 2024-03-11 \
+    --max-retry-s 2 --quiet --log-level error 2>&1 >/dev/null); rc=$?
+check "publish-only user without --exchange: refused, the message says why" \
+    test "$rc" -ne 0 -a -n "$(grep -F -- "--exchange" <<<"$out")"
+out=$("$SIM" backfill --config "$WORK/sim.json" --amqp "$METER" --queue sim.test.via --exchange no.such.x \
+    --days 1 --end 2024-03-11 --max-retry-s 2 --quiet --log-level error 2>&1 >/dev/null); rc=$?
+check "an exchange that does not exist: refused, named" test "$rc" -ne 0 -a -n "$(grep -F "no.such.x" <<<"$out")"
+check "a publish-only user leaves no password in messages" test -z "$(grep -F "meter-pw" <<<"$out")"
+
 # ---- the HTTP target: a real embedded ems serve ---------------------------
 
 HPORT=$(bash "$RMQ" pick)
