@@ -46,7 +46,9 @@ static ems_rc apply_device_event(ems_db *db, const char *type, json_t *device, i
     json_int_t updated = at;
     if (strcmp(type, "device.deleted") == 0) {
         if (json_unpack(device, "{s:s}", "id", &id) || !ems_uuid_valid(id)) return EMS_BAD_REQUEST;
-        return ems_db_exec(db, "DELETE FROM devices WHERE id = $1", "s", id);
+        ems_rc rc = ems_db_exec(db, "INSERT INTO deleted_devices (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                "si", id, at);
+        return rc ? rc : ems_db_exec(db, "DELETE FROM devices WHERE id = $1", "s", id);
     }
     if (strcmp(type, "device.upserted") != 0) return EMS_BAD_REQUEST;
     if (json_unpack(device, "{s:s, s?s, s?o, s:F, s?I}", "id", &id, "name", &name, "owner_id", &owner_json,
@@ -54,7 +56,16 @@ static ems_rc apply_device_event(ems_db *db, const char *type, json_t *device, i
         !ems_uuid_valid(id) || !(limit > 0))
         return EMS_BAD_REQUEST;
     if (json_is_string(owner_json)) owner = json_string_value(owner_json); /* null: no owner */
-    /* Events may be redelivered out of order: an older state never overwrites a newer one. */
+    /*
+     * Events may be redelivered, or applied by replicas, out of order: a
+     * deleted device stays deleted (deleted_devices), and an older state
+     * never overwrites a newer one.
+     */
+    ems_rows *rows = NULL;
+    ems_rc rc = ems_db_query(db, &rows, "SELECT 1 FROM deleted_devices WHERE id = $1", "s", id);
+    size_t deleted = rc ? 0 : ems_rows_count(rows);
+    ems_rows_free(rows);
+    if (rc || deleted) return rc;
     return ems_db_exec(db,
                        "INSERT INTO devices (id, owner_id, max_hourly_kwh, name, updated_at) VALUES ($1, $2, $3, $4, $5) "
                        "ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, "
