@@ -8,7 +8,9 @@
  * Notifications are published on the bus as the devices role would.  The
  * two-replica test runs two roles in distributed shape (embedded = 0) over
  * one database and one bus: a chat message sent on one replica must reach a
- * session held by the other through the replica queues.
+ * session held by the other through the replica queues.  Each replica's
+ * HTTP server also plays auth's token check (GET /api/auth/verify), which
+ * refuses the tokens of one version as revoked.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,7 +57,20 @@ static const ems_conf_def test_conf[] = {
     {"bind", "EMS_BIND", EMS_CONF_STR, "127.0.0.1", 0, 0, ""},
     {"rabbitmq_notification_queue", NULL, EMS_CONF_STR, NQ, 0, 0, ""},
     {"support_service_host", NULL, EMS_CONF_STR, "", 0, 0, ""},
+    {"auth_service_host", NULL, EMS_CONF_STR, "", 0, 0, ""},
 };
+
+/* The version this test's auth says was revoked: a token carrying it is refused. */
+#define REVOKED_VER 7
+
+/* auth's GET /api/auth/verify as the tests play it: every verified token is good but those of REVOKED_VER. */
+static ems_rc fake_verify(ems_req *req, ems_resp *resp, void *ctx) {
+    (void)ctx;
+    if (req->who.ver == REVOKED_VER) return ems_fail(resp, EMS_UNAUTHORIZED, "token revoked");
+    return ems_reply_empty(resp, 204);
+}
+
+static const ems_route fake_auth_routes[] = {{"GET", "/api/auth/verify", EMS_ACCESS_USER, fake_verify}};
 
 typedef struct replica {
     ems_conf *conf;
@@ -93,7 +108,17 @@ static int start_replica(fixture *fx, int i, int embedded, const char *queue) {
     r->http = ems_http_new(&o);
     r->env = (ems_role_env){.name = "ws", .conf = r->conf, .store = fx->store, .bus = fx->bus,
                             .outbox = fx->outbox, .jwt = fx->jwt, .http = r->http, .embedded = embedded};
-    return ems_role_ws.start(&r->env, &r->state) == EMS_OK ? 0 : -1;
+    /*
+     * The replica's HTTP server plays auth too: embedded, ws asks its own
+     * server; distributed, it is told where auth is, as AUTH_SERVICE_HOST would.
+     */
+    if (ems_http_routes(r->http, fake_auth_routes, 1, NULL) || ems_role_ws.start(&r->env, &r->state) != EMS_OK ||
+        ems_http_start(r->http, err, sizeof err))
+        return -1;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ems_http_port(r->http));
+    if (!embedded) ems_conf_set(r->conf, "auth_service_host", url, err, sizeof err);
+    return 0;
 }
 
 static int setup(void **state, int replicas) {
@@ -313,6 +338,38 @@ static void test_refuses_missing_and_bad_tokens(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_object_get(hello, "user"), "id")), client1.id);
     json_decref(hello);
     close(fd);
+}
+
+static int silent_listener(int *port);
+
+/* A well-signed token whose account moved on is refused; so is every new socket when auth cannot say. */
+static void test_refuses_revoked_tokens_and_fails_closed(void **state) {
+    fixture *fx = *state;
+    char err[256], url[64], *revoked = NULL;
+    int64_t exp;
+    int port = ws_port(fx, 0);
+    ems_principal old = client2;
+    old.ver = REVOKED_VER;
+    assert_int_equal(ems_jwt_sign(fx->jwt, &old, 600, &revoked, &exp), EMS_OK);
+    assert_int_equal(wsc_open(port, revoked), -1);
+    int fd = wsc_open(port, tok_client1);
+    assert_true(fd >= 0);
+    json_decref(wsc_expect(fd, "hello"));
+    /* auth gone: nothing listens on its port any more. */
+    int gone = 0, gone_fd = silent_listener(&gone);
+    assert_true(gone_fd >= 0);
+    close(gone_fd);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", gone);
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "auth_service_host", url, err, sizeof err), EMS_OK);
+    assert_int_equal(wsc_open(port, tok_client2), -1);
+    assert_int_equal(wsc_open(port, tok_admin), -1);
+    /* The session opened before stays. */
+    wsc_send_json(fd, "{\"type\":\"ping\"}");
+    json_t *pong = wsc_expect(fd, "pong");
+    assert_non_null(pong);
+    json_decref(pong);
+    close(fd);
+    free(revoked);
 }
 
 static void test_notification_reaches_every_session_of_the_owner_only(void **state) {
@@ -565,6 +622,13 @@ static void test_assistant_unreachable_or_silent_gets_an_apology(void **state) {
     assert_int_equal(count_rows(fx, "SELECT count(*) FROM messages WHERE conversation = "
                                     "'assistant:11111111-1111-4111-8111-111111111111'"),
                      4);
+    /* The apologies keep their source; the questions, a person's, have none. */
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM messages WHERE sender_id = 'assistant' AND "
+                                    "source = 'unavailable' AND rule IS NULL"),
+                     2);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM messages WHERE sender_id <> 'assistant' AND "
+                                    "source IS NOT NULL"),
+                     0);
     assert_true(wsc_quiet(admin_fd, "chat.message", 200));
     close(a);
     close(admin_fd);
@@ -597,6 +661,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as `ems serve` does: a peer that went away is not fatal */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_refuses_missing_and_bad_tokens, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_revoked_tokens_and_fails_closed, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_notification_reaches_every_session_of_the_owner_only, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_offline_notifications_in_order_and_read, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_bad_notification_is_dead_lettered, setup_one, teardown),

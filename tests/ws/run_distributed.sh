@@ -98,6 +98,7 @@ env "${common[@]}" PORT="$auth_port" DB_DBNAME=ems_auth EMS_JWT_PRIVATE_KEY_FILE
 pids+=($!)
 for i in 0 1; do
   env "${common[@]}" PORT="${rest_ports[$i]}" EMS_WS_PORT="${ws_ports[$i]}" EMS_WS_REPLICA_ID="test-$((i + 1))" \
+    AUTH_SERVICE_HOST="http://127.0.0.1:$auth_port" \
     DB_DBNAME=ems_ws "$ems" serve --role ws >"$tmp/logs/ws-$((i + 1)).log" 2>&1 </dev/null &
   pids+=($!)
 done

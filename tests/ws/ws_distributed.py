@@ -4,7 +4,7 @@ ws_distributed.py — deliveries between two ws replicas (run by run_distributed
 Environment: AUTH_URL, REST_URLS (the two replicas' REST, space-separated),
 WS_PORTS (their WebSocket ports), AMQP_URL, ADMIN_USERNAME / ADMIN_PASSWORD.
 The administrator connects to replica 1 and the client to replica 2; every
-live delivery must cross.  Prints "N passed, N failed".
+live delivery must cross.  Both replicas ask auth whether a token was revoked.  Prints "N passed, N failed".
 """
 import json
 import os
@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ws_client import WSClient  # noqa: E402
+from ws_client import Refused, WSClient  # noqa: E402
 
 AUTH = os.environ["AUTH_URL"]
 REST = os.environ["REST_URLS"].split()
@@ -142,12 +142,36 @@ def assistant_without_support_apologizes_over_postgres():
     cli.close()
     st, j = http("GET", f"{REST[0]}/api/chat/conversations/assistant/messages", token=F.client["token"])
     assert st == 200 and [m["id"] for m in j["items"]] == [q["id"], r["id"]], (st, j)
+    # the apology keeps its source in the history, over PostgreSQL too
+    assert j["items"][1]["source"] == "unavailable" and "source" not in j["items"][0], j
     st, j = http("GET", f"{REST[0]}/api/chat/conversations", token=F.client["token"])
     assert st == 200 and "assistant" in [c["conversation"] for c in j["items"]], (st, j)
     st, j = http("GET", f"{REST[0]}/api/chat/conversations", token=F.admin["token"])
     assert st == 200 and "assistant" not in [c["conversation"] for c in j["items"]], (st, j)
     st, j = http("GET", f"{REST[1]}/api/chat/conversations/assistant/messages", token=F.other["token"])
     assert st == 200 and j["items"] == [], (st, j)
+
+
+@test
+def revoked_token_is_refused_by_every_replica():
+    # Each replica asks auth (AUTH_SERVICE_HOST) whether the token's account version still holds.
+    name, pw = f"wsr{secrets.token_hex(4)}", "pw-" + secrets.token_hex(8)
+    st, j = http("POST", f"{AUTH}/api/auth/register", {
+        "username": name, "password": pw, "first_name": "T", "last_name": "R", "email": f"{name}@example.org"})
+    assert st == 201, (st, j)
+    for replica in (0, 1):
+        connect(j, replica).close()
+    st, k = http("PUT", f"{AUTH}/api/auth/password", {"old_password": pw, "new_password": pw + "-2"},
+                 token=j["token"])
+    assert st == 200, (st, k)
+    time.sleep(1.3)  # past ws_token_cache_ms
+    for replica in (0, 1):
+        try:
+            WSClient.connect("127.0.0.1", PORTS[replica], token=j["token"]).close()
+            raise AssertionError(f"replica {replica + 1} accepted a token revoked by a password change")
+        except Refused:
+            pass
+        connect(k, replica).close()
 
 
 def register(prefix):

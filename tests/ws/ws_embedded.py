@@ -4,7 +4,8 @@ ws_embedded.py — the ws role's black-box suite against a running `ems serve`.
 Environment: BASE_URL (the REST API), WS_PORT (the WebSocket port),
 ADMIN_USERNAME / ADMIN_PASSWORD, SERVER_PID (checked alive at the end).
 Registers two clients, signs the admin in, and checks over the wire:
-authentication of the upgrade, chat both ways with typing and read
+authentication of the upgrade (a token revoked by a password change
+or an account deletion included), chat both ways with typing and read
 receipts, presence, offline delivery, authorization of sends and history,
 and that bad frames, oversized messages, unknown types and floods get an
 error or a close while the server keeps serving.  Prints "N passed, N failed".
@@ -13,6 +14,7 @@ import json
 import os
 import secrets
 import sys
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -96,6 +98,37 @@ def refuses_missing_bad_and_foreign_tokens():
     c = WSClient.connect(HOST, WS_PORT, headers={"Authorization": "Bearer " + F.a.token})
     assert c.expect("hello")["user"]["role"] == "client"
     c.close()
+
+
+@test
+def revoked_tokens_are_refused():
+    # A password change moves the account's token version on: the token from before is dead on /ws too.
+    name, pw = f"wsr{secrets.token_hex(4)}", "pw-" + secrets.token_hex(8)
+    st, j = http("POST", "/api/auth/register", {
+        "username": name, "password": pw, "first_name": "T", "last_name": "R", "email": f"{name}@example.org"})
+    assert st == 201, (st, j)
+    old = User(j["token"], j["user"])
+    c = old.ws()  # good before the change (and now cached by ws)
+    st, j = http("PUT", "/api/auth/password", {"old_password": pw, "new_password": pw + "-2"}, token=old.token)
+    assert st == 200 and j["token"] != old.token, (st, j)
+    new = User(j["token"], j["user"])
+    time.sleep(1.3)  # past ws_token_cache_ms (1 s by default)
+    try:
+        WSClient.connect(HOST, WS_PORT, token=old.token).close()
+        raise AssertionError("upgrade accepted with the token from before the password change")
+    except Refused:
+        pass
+    new.ws().close()
+    c.close()
+    # An account deleted by an administrator: its token is refused.
+    st, _ = http("DELETE", f"/api/auth/accounts/{new.id}", token=F.admin.token)
+    assert st in (200, 204), st
+    time.sleep(1.3)
+    try:
+        WSClient.connect(HOST, WS_PORT, token=new.token).close()
+        raise AssertionError("upgrade accepted with the token of a deleted account")
+    except Refused:
+        pass
 
 
 @test
@@ -304,6 +337,9 @@ def assistant_answers_in_chat_from_rules():
     assert st == 200 and j["conversation"] == "assistant", (st, j)
     assert [m["id"] for m in j["items"]][-2:] == [q["id"], r["id"]], j
     assert j["items"][-2]["text"] == "how much did I use yesterday?", j
+    # the answer keeps where it came from; the question, a person's message, has no source
+    assert j["items"][-1]["source"] == "rule" and j["items"][-1]["rule"] == r["rule"], j
+    assert "source" not in j["items"][-2] and "rule" not in j["items"][-2], j
     # nobody else reads it: another client's "assistant" is its own, an admin's list lacks it
     st, j = http("GET", "/api/chat/conversations/assistant/messages", token=F.b.token)
     assert st == 200 and all(m["id"] not in (q["id"], r["id"]) for m in j["items"]), j

@@ -31,7 +31,8 @@
 
 #define TEXT_MAX 4000  /* bytes of one chat message */
 #define BACKLOG_MAX 200 /* unseen chat messages replayed to a new session */
-#define MESSAGE_COLUMNS "m.id, m.conversation, m.sender_id, m.sender_role, m.text, m.created_at, m.seen_at, p.username"
+#define MESSAGE_COLUMNS \
+    "m.id, m.conversation, m.sender_id, m.sender_role, m.text, m.created_at, m.seen_at, p.username, m.source, m.rule"
 
 json_t *ws_error(ems_rc rc, const char *message) {
     return json_pack("{s:s, s:s, s:s}", "type", "error", "code", ems_rc_code(rc), "message", message);
@@ -52,6 +53,9 @@ static json_t *message_json_at(const ems_rows *r, size_t i, size_t c) {
         json_object_set_new(m, "conversation", json_string(WS_ASSISTANT));
     if (strcmp(ems_rows_text(r, i, c + 2), WS_ASSISTANT) == 0)
         json_object_set_new(m, "sender_name", json_string("Assistant"));
+    /* An answer of the assistant says where it came from (and which rule); a person's message does not. */
+    if (!ems_rows_null(r, i, c + 8)) json_object_set_new(m, "source", json_string(ems_rows_text(r, i, c + 8)));
+    if (!ems_rows_null(r, i, c + 9)) json_object_set_new(m, "rule", json_string(ems_rows_text(r, i, c + 9)));
     return m;
 }
 
@@ -120,20 +124,18 @@ static void assistant_reply(ws_role *w, ems_db *db, const char *user, const char
     char conv[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
     snprintf(conv, sizeof conv, WS_ASSISTANT_CONV "%s", user);
     ems_rows *rows = NULL;
+    /* Where the answer came from (rule, llm, fallback; unavailable when support was not reached) is kept with it. */
     ems_rc rc = ems_db_query(db, &rows,
-                             "INSERT INTO messages (conversation, sender_id, sender_role, text, created_at) "
-                             "VALUES ($1, $2, $3, $4, $5) RETURNING id, conversation, sender_id, sender_role, "
-                             "text, created_at, seen_at, NULL",
-                             "ssssi", conv, WS_ASSISTANT, WS_ASSISTANT, text, ems_now_ms());
+                             "INSERT INTO messages (conversation, sender_id, sender_role, text, created_at, source, "
+                             "rule) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, conversation, sender_id, "
+                             "sender_role, text, created_at, seen_at, NULL, source, rule",
+                             "ssssiss", conv, WS_ASSISTANT, WS_ASSISTANT, text, ems_now_ms(), source, rule);
     if (rc) {
         ems_log(EMS_LOG_WARN, "ws.assistant_reply_not_stored", "user_id=%s", user);
         return;
     }
     json_t *msg = message_json(rows, 0);
     ems_rows_free(rows);
-    /* Where the answer came from (rule, llm, fallback; unavailable when support was not reached). */
-    json_object_set_new(msg, "source", json_string(source));
-    if (rule) json_object_set_new(msg, "rule", json_string(rule));
     ws_dispatch(w, WS_TO_USER, user, NULL, msg);
     json_decref(msg);
 }
@@ -169,7 +171,7 @@ static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const ch
     rc = ems_db_query(db, &rows,
                       "INSERT INTO messages (conversation, sender_id, sender_role, text, created_at) "
                       "VALUES ($1, $2, $3, $4, $5) RETURNING id, conversation, sender_id, sender_role, text, "
-                      "created_at, seen_at",
+                      "created_at, seen_at, NULL, source, rule",
                       "ssssi", conv, who->id, ems_role_name(who->role), json_string_value(text), ems_now_ms());
     if (rc) {
         *why = "cannot store the message";

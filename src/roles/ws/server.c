@@ -2,7 +2,8 @@
  * server.c — the ws role's WebSocket server (libwebsockets, one service thread).
  *
  * A connection to GET /ws is accepted only with a valid token (?token=... or
- * "Authorization: Bearer ..."); anything else is refused before the upgrade.
+ * "Authorization: Bearer ..."), still good for its account (tokens.c);
+ * anything else is refused before the upgrade.
  * Each session keeps its principal, a queue of frames to write (written one
  * per WRITEABLE callback, as lws requires) and a small budget: a message
  * larger than max_message gets an error and a close (1009), more than
@@ -24,6 +25,12 @@
 #define BUCKETS 4096
 /* A session whose unsent frames exceed this is too slow to keep. */
 #define MAX_PENDING_BYTES (4u << 20)
+/* Frames written to one session per WRITEABLE callback, at most (fairness between sessions). */
+#define WRITE_BATCH 64
+/* TCP keepalive: a peer gone without a FIN is dropped after about 60 + 3 x 10 s of silence. */
+#define KEEPALIVE_IDLE_S 60
+#define KEEPALIVE_PROBES 3
+#define KEEPALIVE_INTERVAL_S 10
 
 typedef struct out_frame {
     struct out_frame *next;
@@ -201,20 +208,34 @@ static void announce_presence(ws_server *s, const ems_principal *who, int online
     json_decref(msg);
 }
 
-/* Who of the other side is online here, for a new session. */
+static void send_online(session *ss, const session *p) {
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "presence", "user_id", p->who.id, "username",
+                            p->who.username, "role", ems_role_name(p->who.role), "online", 1);
+    send_json(ss, msg);
+    json_decref(msg);
+}
+
+/*
+ * Who of the other side is online here, for a new session: one frame per
+ * user, not per session.  A client's side is the administrators, walked on
+ * their own list: a walk over every session for each client that connects
+ * would cost O(sessions) per connection.
+ */
 static void send_presence_snapshot(ws_server *s, session *ss) {
-    ems_role other = ss->who.role == EMS_ROLE_ADMIN ? EMS_ROLE_CLIENT : EMS_ROLE_ADMIN;
+    if (ss->who.role != EMS_ROLE_ADMIN) {
+        for (session *p = s->admins; p; p = p->next_admin) {
+            const session *q = s->admins;
+            while (q != p && strcmp(q->who.id, p->who.id) != 0) q = q->next_admin;
+            if (q == p) send_online(ss, p);
+        }
+        return;
+    }
     for (size_t b = 0; b < BUCKETS; b++)
         for (session *p = s->buckets[b]; p; p = p->next_user) {
-            if (p->who.role != other) continue;
-            int first = 1; /* one frame per user, not per session */
-            for (session *q = s->buckets[b]; q != p; q = q->next_user)
-                if (strcmp(q->who.id, p->who.id) == 0) first = 0;
-            if (!first) continue;
-            json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "presence", "user_id", p->who.id, "username",
-                                    p->who.username, "role", ems_role_name(p->who.role), "online", 1);
-            send_json(ss, msg);
-            json_decref(msg);
+            if (p->who.role != EMS_ROLE_CLIENT) continue;
+            const session *q = s->buckets[b];
+            while (q != p && strcmp(q->who.id, p->who.id) != 0) q = q->next_user;
+            if (q == p) send_online(ss, p);
         }
 }
 
@@ -239,6 +260,14 @@ static int on_filter(ws_server *s, struct lws *wsi, session *ss) {
     const char *token = token_of(wsi, buf, sizeof buf);
     if (!token || ems_jwt_verify(s->w->env->jwt, token, &ss->who) != EMS_OK || ss->who.role == EMS_ROLE_NONE) {
         ems_log(EMS_LOG_INFO, "ws.refused", "reason=%s", token ? "bad_token" : "no_token");
+        memset(&ss->who, 0, sizeof ss->who);
+        return -1;
+    }
+    /* A well-signed token of an account whose tokens were revoked since, or auth unable to say: refused. */
+    ems_rc rc = ws_tokens_check(s->w->tokens, &ss->who, token);
+    if (rc != EMS_OK) {
+        ems_log(EMS_LOG_INFO, "ws.refused", "reason=%s user_id=%s",
+                rc == EMS_UNAUTHORIZED ? "revoked" : "auth_unavailable", ss->who.id);
         memset(&ss->who, 0, sizeof ss->who);
         return -1;
     }
@@ -274,15 +303,26 @@ static void on_closed(ws_server *s, session *ss) {
     if (!atomic_load(&s->stopping) && user_sessions(s, ss->who.id) == 0) announce_presence(s, &ss->who, 0);
 }
 
+/*
+ * Writes queued frames while the socket takes them, up to WRITE_BATCH.  One
+ * frame per WRITEABLE callback would cost a whole service-loop pass (a poll
+ * over every session's socket) per frame: with 10k sessions open, a burst of
+ * frames for one session (an administrator's presence snapshot, say) would
+ * crawl and hold everything queued behind it.
+ */
 static int on_writeable(session *ss) {
-    out_frame *f = ss->out_head;
-    if (f) {
+    int written = 0;
+    while (ss->out_head && written < WRITE_BATCH && (written == 0 || !lws_send_pipe_choked(ss->wsi))) {
+        out_frame *f = ss->out_head;
         ss->out_head = f->next;
         if (!ss->out_head) ss->out_tail = NULL;
         ss->out_bytes -= f->len;
         int n = lws_write(ss->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
         free(f);
         if (n < 0) return -1;
+        written++;
+    }
+    if (written) {
         if (ss->out_head || ss->close_code) lws_callback_on_writable(ss->wsi);
         return 0;
     }
@@ -385,6 +425,9 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* secs_since_valid_hangup 0: lws schedules no validity check at all. */
+static const lws_retry_bo_t no_validity_timer = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
+
 /* libwebsockets' own log lines, in ours. */
 static void lws_log_emit(int level, const char *line) {
     size_t n = strlen(line);
@@ -412,7 +455,18 @@ ems_rc ws_server_start(ws_role *w, const char *bind, int port, ws_server **out) 
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.count_threads = 1;
-    info.fd_limit_per_thread = 0;
+    info.fd_limit_per_thread = 0; /* as many as the process may open (RLIMIT_NOFILE) */
+    /*
+     * No lws validity timer: 4.1.6 re-inserts a session's timer into one
+     * sorted list on every frame in or out, a walk over every open session,
+     * which made each frame cost O(sessions) (measured by bench/ws: the
+     * service thread spent a third of its time there with 10k open).  A
+     * dead peer is found by TCP keepalive instead, in the kernel.
+     */
+    info.retry_and_idle_policy = &no_validity_timer;
+    info.ka_time = KEEPALIVE_IDLE_S;
+    info.ka_probes = KEEPALIVE_PROBES;
+    info.ka_interval = KEEPALIVE_INTERVAL_S;
     if (!(s->ctx = lws_create_context(&info))) goto fail;
 
     /* The vhost carries the server as its user pointer; port 0 asks lws for any free port. */

@@ -9,6 +9,8 @@
  * own, ws_port: PORT+1 unless set.  The chat history is served over REST on
  * the role's HTTP server (chat.c).  Questions to the "assistant" peer are
  * asked of the support role over HTTP by worker threads (assistant.c).
+ * A socket opens only with a token whose account still has that token
+ * version, as auth says (tokens.c).
  * In distributed mode several ws replicas may run: each delivery is also
  * published to the other live replicas (replicas.c).
  */
@@ -33,6 +35,10 @@ static const ems_conf_def ws_conf[] = {
      "ws replica queues (+ replica id): deliveries for the sessions a replica holds"},
     {"ws_assistant_timeout_ms", "EMS_WS_ASSISTANT_TIMEOUT_MS", EMS_CONF_INT, "10000", 100, 120000,
      "timeout of a question the chat assistant asks the support role (ms)"},
+    {"ws_auth_timeout_ms", "EMS_WS_AUTH_TIMEOUT_MS", EMS_CONF_INT, "2000", 100, 60000,
+     "timeout of the token check asked of auth when a WebSocket opens (ms)"},
+    {"ws_token_cache_ms", "EMS_WS_TOKEN_CACHE_MS", EMS_CONF_INT, "1000", 0, 60000,
+     "how long auth's answer on an account's token version is reused for new WebSockets (ms; 0: ask every time)"},
 };
 
 void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg) {
@@ -103,6 +109,7 @@ static void ws_stop(void *state) {
     ws_assistant_stop(w->assistant); /* before the server: its workers deliver through it */
     ws_replicas_stop(w->replicas);
     ws_server_stop(w->server);
+    ws_tokens_free(w->tokens); /* after the server: its thread checks tokens */
     free(w);
 }
 
@@ -121,7 +128,8 @@ static ems_rc ws_start(ems_role_env *env, void **state) {
     w->max_message = (size_t)ems_conf_int(env->conf, "ws_max_message");
     w->rate = (unsigned)ems_conf_int(env->conf, "ws_rate");
     const char *queue = EMS_Q_NOTIFICATION(env->conf);
-    ems_rc rc = ws_assistant_start(w, &w->assistant);
+    ems_rc rc = ws_tokens_new(w, &w->tokens);
+    if (!rc) rc = ws_assistant_start(w, &w->assistant);
     if (!rc) rc = ws_server_start(w, ems_conf_str(env->conf, "bind"), ws_port_of(env->conf), &w->server);
     /*
      * Without its replica queue (the broker refused it) this replica still

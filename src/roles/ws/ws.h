@@ -43,6 +43,7 @@ typedef struct ws_job {
 typedef struct ws_server ws_server;
 typedef struct ws_replicas ws_replicas;
 typedef struct ws_assistant ws_assistant;
+typedef struct ws_tokens ws_tokens;
 
 /* The peer id of the support assistant in chat, and the prefix of its conversations (+ the user's id). */
 #define WS_ASSISTANT "assistant"
@@ -57,6 +58,7 @@ typedef struct ws_role {
     ws_server *server;
     ws_replicas *replicas; /* NULL in embedded mode */
     ws_assistant *assistant;
+    ws_tokens *tokens;
 } ws_role;
 
 /* ---- server.c: the libwebsockets side ---- */
@@ -119,6 +121,18 @@ ems_rc ws_assistant_start(ws_role *w, ws_assistant **out);
  */
 ems_rc ws_assistant_ask(ws_assistant *a, const char *user, const char *token, const char *text);
 void ws_assistant_stop(ws_assistant *a); /* accepts NULL; waits for the questions being asked */
+
+/* ---- tokens.c: is a verified token still good for its account? ---- */
+
+ems_rc ws_tokens_new(ws_role *w, ws_tokens **out);
+/*
+ * Asks auth (GET /api/auth/verify, cached per account and token version for
+ * ws_token_cache_ms) whether `token`, already verified into `who`, is still
+ * good: EMS_OK, EMS_UNAUTHORIZED when revoked, EMS_UNAVAILABLE when auth
+ * cannot say (the caller refuses: fail closed).  Service thread only.
+ */
+ems_rc ws_tokens_check(ws_tokens *t, const ems_principal *who, const char *token);
+void ws_tokens_free(ws_tokens *t); /* accepts NULL */
 
 /* ---- replicas.c: distributed mode only ---- */
 
