@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # embedded.sh <ems-binary> <suite.py> — runs one python suite against `ems serve`
-# (embedded mode): tests/ws/run_embedded.sh, run_alerts.sh and
+# (embedded mode): tests/ws/run_embedded.sh and run_alerts.sh, and
 # tests/monitoring/run_query.sh use it.  The suite path is taken as given.
 #
 # Starts one server on free loopback ports (REST on PORT, the WebSocket on

@@ -3,4 +3,5 @@
 # history, refusals, bad frames, the Assistant) against `ems serve`.
 # Notifications are covered by tests/unit/test_ws.c (the real role over the
 # in-process bus); the end-to-end alert from readings by run_alerts.sh.
-exec bash "$(dirname "$0")/embedded.sh" "$@" ws_embedded.py
+here=$(cd "$(dirname "$0")" && pwd)
+exec bash "$here/../lib/embedded.sh" "$1" "$here/ws_embedded.py"
