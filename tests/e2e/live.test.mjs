@@ -1,7 +1,10 @@
 // The live features against a real `ems serve`: a chat round trip between a customer page and an
 // administrator page in two browser contexts (the inbox's unread count, "Seen", the typing
-// indicator, the reply arriving live), and an over-limit reading posted with the ingest token
-// raising a toast and the bell's count in the customer's open page, without a reload.
+// indicator, the reply arriving live); the assistant as a conversation in the customer's chat
+// (an answer from a rule, the history after a reload, not seen by the administrators); a flood of
+// messages that the server cuts off with rate_limited, the refused ones shown failed with the
+// reason and sent again by Retry; and an over-limit reading posted with the ingest token raising
+// a toast and the bell's count in the customer's open page, without a reload.
 import { ADMIN_PASSWORD, ADMIN_USERNAME, BASE_URL, INGEST_TOKEN, expect, expectEqual, test } from './harness.mjs';
 
 const stamp = Date.now().toString(36);
@@ -121,6 +124,121 @@ test('chat: a customer writes, an administrator reads, types and answers, all li
   expect(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
   t.use(customerPage);
 });
+
+test('chat: the assistant is a conversation beside the administrators and answers from its rules', async (t) => {
+  const token = await adminToken();
+  const customer = { username: `ask_${stamp}`, password: 'ask-secret-1' };
+  await createCustomer(token, customer.username, customer.password);
+  const page = await t.newPage(BROWSER);
+  await signIn(page, customer.username, customer.password);
+  await page.waitForURL('**/devices');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat', exact: true }).click();
+  await liveOpen(page);
+  const list = page.getByRole('navigation', { name: 'Conversations' });
+  await list.getByRole('link', { name: /Administrators/ }).waitFor();
+  await list.getByRole('link', { name: /Assistant/ }).click();
+  await page.waitForURL('**/chat/assistant');
+  await step('assistant: empty conversation', () => page.getByText('How can I help?').waitFor());
+
+  // "kWh" matches the kwh rule (data/support/rules.json): an answer from a rule, not the fallback.
+  await page.getByLabel('Your question').fill('What is a kWh?');
+  await page.getByLabel('Your question').press('Enter');
+  await step('assistant: our question', () => page.getByTestId('message-ours').filter({ hasText: 'What is a kWh?' }).waitFor());
+  const answer = page.getByTestId('message-theirs').filter({ hasText: 'kilowatt-hour' });
+  await step('assistant: the answer', () => answer.waitFor({ timeout: 15_000 }));
+  expect((await answer.textContent()).includes('Assistant'), 'the answer is signed by the assistant');
+  const source = answer.locator('xpath=..').getByTestId('answer-source');
+  if ((await source.count()) > 0) expectEqual(await source.textContent(), 'Rule · kwh', 'where the answer came from');
+  await list.getByRole('link', { name: /Assistant/ }).filter({ hasText: 'kilowatt-hour' }).waitFor();
+  await t.screenshot(page, 'assistant');
+
+  // History on open: after a reload both are still there, once each.
+  await page.reload();
+  await liveOpen(page);
+  await step('assistant history: the answer', () => answer.waitFor());
+  expectEqual(await page.getByTestId('message-ours').filter({ hasText: 'What is a kWh?' }).count(), 1, 'the question, once');
+  expectEqual(await answer.count(), 1, 'the answer, once');
+
+  // The administrators' conversation is a separate one, still empty.
+  await list.getByRole('link', { name: /Administrators/ }).click();
+  await page.waitForURL((url) => url.pathname === '/chat');
+  await step('administrators: empty conversation', () => page.getByText('No messages yet').waitFor());
+  expectEqual(await page.getByTestId('message-ours').count(), 0, 'no assistant messages in the administrators’ conversation');
+
+  // The administrators do not see the customer's assistant conversation in their inbox.
+  const adminPage = await t.newPage(BROWSER);
+  await signIn(adminPage, ADMIN_USERNAME, ADMIN_PASSWORD);
+  await adminPage.waitForURL('**/admin/users');
+  await adminPage.goto(`${BASE_URL}/admin/chat`);
+  await adminPage.getByTestId('inbox-assistant').waitFor();
+  await sleep(300);
+  expectEqual(await adminPage.getByTestId('inbox-item').filter({ hasText: customer.username }).count(), 0, 'the inbox does not list it');
+  t.use(page);
+});
+
+test('chat: messages the server refuses (a flood) stay in the conversation, failed with the reason, and Retry sends them', async (t) => {
+  const token = await adminToken();
+  const customer = { username: `flood_${stamp}`, password: 'flood-secret-1' };
+  await createCustomer(token, customer.username, customer.password);
+  const page = await t.newPage(BROWSER);
+  await signIn(page, customer.username, customer.password);
+  await page.waitForURL('**/devices');
+  await page.goto(`${BASE_URL}/chat`);
+  await liveOpen(page);
+  await page.getByText('No messages yet').waitFor();
+
+  // Each message is a chat.send and a ping: 30 of them in a row pass the server's frames-a-second
+  // budget (EMS_WS_RATE: 10 in the e2e runs, 50 by default). Typed through the page's own textarea
+  // (value, input event, Enter) as fast as React renders: driving each keystroke from here would
+  // be too slow to flood.
+  const COUNT = 30;
+  await page.getByLabel('Your message').evaluate(async (textarea, count) => {
+    const setValue = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
+    const rendered = () => Promise.resolve();
+    for (let i = 0; i < count; i += 1) {
+      setValue.call(textarea, `flood ${i}`);
+      textarea.dispatchEvent(new Event('input', { bubbles: true }));
+      await rendered();
+      textarea.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
+      await rendered();
+    }
+  }, COUNT);
+  const failed = page.getByTestId('message-failed');
+  // Refused by the server (rate_limited), or typed while the connection it closed was down.
+  await step('a message failed with rate_limited', () =>
+    page.getByTestId('failure').filter({ hasText: 'Not sent: Too many messages at once. Wait a moment, then retry.' }).first().waitFor(),
+  );
+  await t.screenshot(page, 'failed');
+
+  // Reconnected, every message is there exactly once: stored, or failed with a Retry.
+  await liveOpen(page);
+  await page.getByRole('button', { name: 'Retry' }).first().waitFor();
+  await sleep(500);
+  const shown = await page.getByTestId('chat-log').evaluate((log) =>
+    [...log.querySelectorAll('[data-testid="message-ours"] p, [data-testid="message-failed"] p, [data-testid="message-sending"] p')].map((p) => p.textContent),
+  );
+  for (let i = 0; i < COUNT; i += 1) {
+    expectEqual(shown.filter((text) => text === `flood ${i}`).length, 1, `“flood ${i}” shown once`);
+  }
+  const failedCount = await failed.count();
+  expect(failedCount > 0 && failedCount < COUNT, `some messages failed (${failedCount} of ${COUNT})`);
+
+  // Retry sends the first failed one: it is stored, and one fewer is failed.
+  const first = (await failed.first().locator('p').textContent()).trim();
+  await page.getByRole('button', { name: 'Retry' }).first().click();
+  await step(`“${first}” stored after Retry`, () => page.getByTestId('message-ours').filter({ hasText: new RegExp(`^(You: )?${first}$`) }).waitFor());
+  expectEqual(await failed.count(), failedCount - 1, 'failed messages after one Retry');
+  // What the server stored agrees: the retried message is in the history.
+  const history = await call('GET', `/api/chat/conversations/${encodeURIComponent(await userIdOf(page))}/messages?limit=100`, await tokenOf(page));
+  expect(history.body.items.some((m) => m.text === first), `the history holds “${first}”`);
+});
+
+/** The signed-in user's id and token, from the page's stored session. */
+async function sessionOf(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('ems.session')));
+}
+const userIdOf = async (page) => (await sessionOf(page)).user.id;
+const tokenOf = async (page) => (await sessionOf(page)).token;
 
 test('an over-limit reading raises a toast in the customer’s open page without a reload', async (t) => {
   expect(INGEST_TOKEN, 'INGEST_TOKEN is set (run_embedded.sh passes the server’s)');

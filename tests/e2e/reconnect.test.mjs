@@ -28,9 +28,10 @@ function freePort() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function startServer(port, dataDir) {
+// The WebSocket gets a free port of its own too (by default it is PORT+1, which may be taken).
+function startServer(port, wsPort, dataDir) {
   return spawn(EMS, ['serve', '--data-dir', dataDir, '--port', String(port), '--web-dir', WEB_DIST], {
-    env: { ...process.env, EMS_ADMIN_USERNAME: 'admin', EMS_ADMIN_PASSWORD: PASSWORD, EMS_LOG_LEVEL: 'error' },
+    env: { ...process.env, EMS_ADMIN_USERNAME: 'admin', EMS_ADMIN_PASSWORD: PASSWORD, EMS_WS_PORT: String(wsPort), EMS_LOG_LEVEL: 'error' },
     stdio: 'ignore',
   });
 }
@@ -58,13 +59,15 @@ async function stopServer(child) {
 if (EMS) {
   test('the live connection reconnects by itself after the server restarts', async (t) => {
     const port = await freePort();
+    let wsPort = await freePort();
+    while (wsPort === port) wsPort = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const dataDir = mkdtempSync(join(tmpdir(), 'ems-e2e-restart-'));
     // This test's pages talk to its own server, and the browser logs the refused reconnects.
     t.allowConsole(new RegExp(`request outside the app's origin: ${base}/`));
     t.allowConsole(/WebSocket connection to .* failed/);
     t.allowConsole(/net::ERR_CONNECTION_REFUSED/);
-    let server = startServer(port, dataDir);
+    let server = startServer(port, wsPort, dataDir);
     try {
       await waitReady(base, server);
       const page = await t.newPage({ timezoneId: 'UTC', locale: 'en-US' });
@@ -79,7 +82,7 @@ if (EMS) {
       await stopServer(server);
       await bell('connecting').waitFor();
       await sleep(1500);
-      server = startServer(port, dataDir);
+      server = startServer(port, wsPort, dataDir);
       await waitReady(base, server);
       await bell('open').waitFor({ timeout: 20_000 });
       expect(page.url().endsWith('/admin/users'), `still on the same page, not reloaded: ${page.url()}`);

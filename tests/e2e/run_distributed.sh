@@ -28,7 +28,8 @@ trap 'exit 130' INT TERM
 started=0
 for _ in 1 2 3 4 5; do
   base=$(( (RANDOM % 300 + 500) * 40 ))
-  if EMS_BIN=$ems EMS_WEB_DIR="$root/web/dist" GW_LOGIN_RATE=1000r/s bash "$cluster" start \
+  # EMS_WS_RATE: the flood test's budget, as in run_embedded.sh (the roles inherit the environment).
+  if EMS_BIN=$ems EMS_WEB_DIR="$root/web/dist" GW_LOGIN_RATE=1000r/s EMS_WS_RATE="${E2E_WS_RATE:-10}" bash "$cluster" start \
     --dir "$tmp/cluster" --port-base "$base" >"$tmp/start.log" 2>&1; then
     started=1
     break

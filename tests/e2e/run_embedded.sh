@@ -35,11 +35,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+# Two free ports: the HTTP one, and the WebSocket's (by default PORT+1, which may be taken).
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port="$(free_port)"
+ws_port="$(free_port)"
+while [ "$ws_port" = "$port" ]; do ws_port="$(free_port)"; done
 admin_password="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 ingest_token="ingest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+# The flood test (live.test.mjs) must pass the WebSocket's frames-per-second budget from the UI on
+# a busy machine: a budget of 10 is still far above what the other tests send.
+ws_rate="${E2E_WS_RATE:-10}"
 
-EMS_ADMIN_USERNAME=admin EMS_ADMIN_PASSWORD="$admin_password" EMS_INGEST_TOKEN="$ingest_token" EMS_LOG_LEVEL=warn \
+EMS_ADMIN_USERNAME=admin EMS_ADMIN_PASSWORD="$admin_password" EMS_INGEST_TOKEN="$ingest_token" EMS_WS_PORT="$ws_port" EMS_WS_RATE="$ws_rate" EMS_LOG_LEVEL=warn \
   "$ems" serve --data-dir "$tmp/data" --port "$port" --web-dir "$root/web/dist" >"$tmp/server.log" 2>&1 &
 pid=$!
 

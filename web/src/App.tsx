@@ -1,5 +1,5 @@
 // The page map. Each role reaches only its own pages; the guards send everyone else home.
-import { Route, Routes } from 'react-router-dom';
+import { Navigate, Route, Routes } from 'react-router-dom';
 import { HomeRedirect, PublicOnly, RequireRole } from './components/Guards';
 import { Layout } from './components/Layout';
 import { Alerts } from './pages/Alerts';
@@ -7,7 +7,6 @@ import { Devices } from './pages/admin/Devices';
 import { AdminConversation, Inbox } from './pages/admin/Inbox';
 import { UserDetail } from './pages/admin/UserDetail';
 import { Users } from './pages/admin/Users';
-import { Assistant } from './pages/client/Assistant';
 import { Chat } from './pages/client/Chat';
 import { MyDevices } from './pages/client/MyDevices';
 import { Consumption } from './pages/Consumption';
@@ -137,12 +136,20 @@ export function AppRoutes() {
           path="assistant"
           element={
             <RequireRole role="client">
-              <Assistant />
+              <Navigate to="/chat/assistant" replace />
             </RequireRole>
           }
         />
         <Route
           path="chat"
+          element={
+            <RequireRole role="client">
+              <Chat />
+            </RequireRole>
+          }
+        />
+        <Route
+          path="chat/:peer"
           element={
             <RequireRole role="client">
               <Chat />

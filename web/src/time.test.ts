@@ -1,7 +1,8 @@
 // Days and zones: calendar arithmetic without DST traps, the local day somewhere, and labels that
 // tell the two 02:00 hours of the day clocks go back apart.
 import { describe, expect, it } from 'vitest';
-import { addDays, dateIn, daysBetween, formatHourIn, hourLabels, isDate, isValidTimeZone, zoneChoices } from './time';
+import { addDays, addMonths, dateIn, daysBetween, formatHourIn, hourLabels, isDate, isMonth, isValidTimeZone, monthDays, zoneChoices } from './time';
+import { dayInMonth } from './pages/Consumption';
 
 describe('time', () => {
   it('checks calendar dates', () => {
@@ -55,5 +56,24 @@ describe('time', () => {
     expect(zones[0]).toBe('America/Lima');
     expect(zones).toContain('Africa/Nairobi');
     expect(zoneChoices('UTC').filter((z) => z === 'UTC')).toHaveLength(1);
+  });
+});
+
+describe('months', () => {
+  it('knows each month’s first and last day, leap years included, and steps across years', () => {
+    expect(monthDays('2028-02')).toEqual({ first: '2028-02-01', last: '2028-02-29' });
+    expect(monthDays('2026-02').last).toBe('2026-02-28');
+    expect(monthDays('2026-12').last).toBe('2026-12-31');
+    expect(addMonths('2026-12', 1)).toBe('2027-01');
+    expect(addMonths('2026-01', -1)).toBe('2025-12');
+    expect(isMonth('2026-11')).toBe(true);
+    expect(isMonth('2026-13')).toBe(false);
+    expect(isMonth('2026-1')).toBe(false);
+  });
+
+  it('keeps the day of the month when moving to another month, within it and never after today', () => {
+    expect(dayInMonth('2026-10-31', '2026-09', '2026-11-27')).toBe('2026-09-30');
+    expect(dayInMonth('2026-10-14', '2026-09', '2026-11-27')).toBe('2026-09-14');
+    expect(dayInMonth('2026-10-30', '2026-11', '2026-11-27')).toBe('2026-11-27');
   });
 });

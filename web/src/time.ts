@@ -30,10 +30,25 @@ export const COMMON_TIME_ZONES = [
 ] as const;
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Formatters made once per zone and kept: building an Intl.DateTimeFormat costs far more than
+ * using one, and a month's page formats dozens of days on every render.
+ */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(key: string, locale: string | undefined, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  let f = formatters.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(locale, options);
+    formatters.set(key, f);
+  }
+  return f;
+}
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 export function isValidTimeZone(tz: string): boolean {
   if (!tz) return false;
+  if (formatters.has(`date ${tz}`)) return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;
@@ -88,7 +103,7 @@ export function daysBetween(from: string, to: string): number {
 
 /** The local date in `tz` at the instant `ms` (default now). */
 export function dateIn(tz: string, ms: number = Date.now()): string {
-  const parts = new Intl.DateTimeFormat('en-US', {
+  const parts = formatter(`date ${tz}`, 'en-US', {
     timeZone: tz,
     year: 'numeric',
     month: '2-digit',
@@ -100,7 +115,7 @@ export function dateIn(tz: string, ms: number = Date.now()): string {
 
 /** "Thursday, 26 November 2026" in the user's language. */
 export function formatDay(date: string): string {
-  return new Intl.DateTimeFormat(undefined, {
+  return formatter('day long', undefined, {
     timeZone: 'UTC',
     weekday: 'long',
     year: 'numeric',
@@ -128,10 +143,44 @@ export function hourLabels(starts: string[]): string[] {
 
 /** An epoch-ms hour as "26 Nov 2026" and "14:00–15:00" in `tz`. */
 export function formatHourIn(ms: number, tz: string): { day: string; hours: string } {
-  const clock = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-  const day = new Intl.DateTimeFormat(undefined, { timeZone: tz, year: 'numeric', month: 'short', day: 'numeric' });
+  const clock = formatter(`clock ${tz}`, 'en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const day = formatter(`day ${tz}`, undefined, { timeZone: tz, year: 'numeric', month: 'short', day: 'numeric' });
   return {
     day: day.format(new Date(ms)),
     hours: `${clock.format(new Date(ms))}–${clock.format(new Date(ms + 3_600_000))}`,
   };
+}
+
+const MONTH_RE = /^(\d{4})-(\d{2})$/;
+
+/** True for a month "YYYY-MM". */
+export function isMonth(value: string | null | undefined): value is string {
+  const m = value ? MONTH_RE.exec(value) : null;
+  return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 12;
+}
+
+/** The month "YYYY-MM" of a date. */
+export const monthOf = (date: string) => date.slice(0, 7);
+
+/** The first and the last date of a month. */
+export function monthDays(month: string): { first: string; last: string } {
+  const [y, m] = month.split('-').map(Number);
+  return { first: `${month}-01`, last: new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10) };
+}
+
+/** The month `months` months after (or before) `month`. */
+export function addMonths(month: string, months: number): string {
+  const [y, m] = month.split('-').map(Number);
+  return new Date(Date.UTC(y, m - 1 + months, 1)).toISOString().slice(0, 7);
+}
+
+/** "November 2026" in the user's language. */
+export function formatMonth(month: string): string {
+  const [y, m] = month.split('-').map(Number);
+  return formatter('month', undefined, { timeZone: 'UTC', year: 'numeric', month: 'long' }).format(new Date(Date.UTC(y, m - 1, 1)));
+}
+
+/** "Thu, Nov 26" for a date, as the month's table and chart name a day. */
+export function formatDayShort(date: string): string {
+  return formatter('day short', undefined, { timeZone: 'UTC', weekday: 'short', month: 'short', day: 'numeric' }).format(new Date(utcMs(date)));
 }

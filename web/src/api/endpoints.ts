@@ -11,6 +11,7 @@ import type {
   AlertQuery,
   CsvRange,
   DayConsumption,
+  DaysConsumption,
   Credentials,
   Device,
   DevicePatch,
@@ -79,6 +80,8 @@ export function createApi(client: ApiClient) {
         undefined,
         options,
       ),
+    consumptionDays: (deviceId: string, range: CsvRange, options?: RequestOptions) =>
+      request<DaysConsumption>('GET', `/api/consumption/${id(deviceId)}/days${queryString({ ...range })}`, undefined, options),
     consumptionCsv: (deviceId: string, range: CsvRange, options?: RequestOptions) =>
       client.download(`/api/consumption/${id(deviceId)}.csv${queryString({ ...range })}`, options),
     listAlerts: (query: AlertQuery = {}, options?: RequestOptions) =>

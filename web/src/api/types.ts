@@ -127,6 +127,26 @@ export interface DayConsumption {
   limit_kwh: number;
 }
 
+/** One local day's total, as GET /api/consumption/{device_id}/days lists them. */
+export interface DayKwh {
+  date: string;
+  kwh: number;
+}
+
+/** GET /api/consumption/{device_id}/days?from=&to=&tz=: the local days from..to (at most 366). */
+export interface DaysConsumption {
+  device_id: string;
+  from: string;
+  to: string;
+  tz: string;
+  unit: 'kWh';
+  days: DayKwh[];
+  total_kwh: number;
+  average_kwh: number;
+  peak: DayKwh | null;
+  limit_kwh: number;
+}
+
 export interface CsvRange {
   from: string;
   to: string;

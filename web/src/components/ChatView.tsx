@@ -1,12 +1,15 @@
-// One chat conversation between a client and the administrators (docs/ws.md): its history over
-// REST when it opens (and again after a reconnect), live messages, who is typing, whether the
-// other side is online, and "Seen" under our side's last message once the other side has read it.
-// Opening the conversation marks the other side's messages as seen. Used by the client's Chat page
-// and by an administrator's view of one conversation.
+// One chat conversation (docs/ws.md): a client with the administrators, or a user with the support
+// assistant. Its history over REST when it opens (and again after a reconnect), live messages,
+// our messages on their way ("Sending…", or failed with the server's reason and Retry / Discard),
+// who is typing, whether the other side is online, and "Seen" under our side's last message once
+// the other side has read it; opening the conversation marks the other side's messages as seen.
+// With the assistant there is no typing, presence or "seen": the answer follows the question, and
+// each answer says, when the server tells, whether a rule, the user's data or the language model
+// gave it. Used by the client's Chat page and by an administrator's conversations.
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
 import { isAbort } from '../api';
 import { useLive } from '../live/LiveContext';
-import { lastUnseenFromOther, type ChatMessage } from '../live/state';
+import { ASSISTANT, failureOf, lastUnseenFromOther, type ChatMessage, type OutgoingMessage } from '../live/state';
 import { useUser } from '../session/SessionContext';
 import { FormAlert } from './Field';
 import { Loading } from './States';
@@ -31,16 +34,33 @@ export function chatTextProblem(text: string): string | null {
   return null;
 }
 
-interface ChatViewProps {
-  /** The conversation's id: the client's id. */
-  conversation: string;
-  /** The peer in REST and in `to`: for an administrator the client, for a client null (the team). */
-  client: { id: string; username: string } | null;
+/** Who is on the other side: a client's administrators, a client (for an administrator), or the assistant. */
+export type ChatPeer = { kind: 'team' } | { kind: 'client'; id: string; username: string } | { kind: 'assistant' };
+
+/** An answer stops being awaited after this long (the server's own timeout is 10 s by default). */
+export const ANSWER_WAIT_MS = 20_000;
+
+/** Questions offered in an empty assistant conversation. */
+export const ASSISTANT_SUGGESTIONS = ['What is a kWh?', 'How much did I use yesterday?', 'Which of my devices uses most?', 'Did I go over my limit?'];
+
+const SOURCE_LABELS: Record<string, { label: string; title: string }> = {
+  rule: { label: 'Rule', title: 'Answered by one of the assistant’s rules' },
+  data: { label: 'Your data', title: 'Answered from your own consumption data' },
+  llm: { label: 'AI', title: 'Answered by the language model' },
+  fallback: { label: 'Fallback', title: 'No rule matched; the standard answer' },
+  unavailable: { label: 'Unavailable', title: 'The assistant could not be reached' },
+};
+
+/** The conversation id and the REST peer of a conversation with `peer`, for the user `userId`. */
+export function conversationOf(peer: ChatPeer, userId: string): { conversation: string; restPeer: string; to?: string } {
+  if (peer.kind === 'assistant') return { conversation: ASSISTANT, restPeer: ASSISTANT, to: ASSISTANT };
+  if (peer.kind === 'client') return { conversation: peer.id, restPeer: peer.id, to: peer.id };
+  return { conversation: userId, restPeer: userId };
 }
 
-export function ChatView({ conversation, client }: ChatViewProps) {
+export function ChatView({ peer }: { peer: ChatPeer }) {
   const user = useUser();
-  const { state, send, loadHistory } = useLive();
+  const { state, send, sendChat, retryChat, discardChat, loadHistory } = useLive();
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
@@ -49,7 +69,10 @@ export function ChatView({ conversation, client }: ChatViewProps) {
   const lastTyping = useRef(0);
   const lastSeenSent = useRef(0);
   const admin = user.role === 'admin';
+  const assistant = peer.kind === 'assistant';
+  const { conversation, restPeer, to } = conversationOf(peer, user.id);
   const messages = state.messages[conversation] ?? [];
+  const outgoing = state.outbox[conversation] ?? [];
   const loaded = state.loaded[conversation] ?? false;
   const connected = state.status === 'open';
 
@@ -58,22 +81,32 @@ export function ChatView({ conversation, client }: ChatViewProps) {
     if (!connected && loaded) return undefined;
     const controller = new AbortController();
     setLoadError(null);
-    loadHistory(conversation, conversation, controller.signal).catch((reason: unknown) => {
+    loadHistory(restPeer, conversation, controller.signal).catch((reason: unknown) => {
       if (!isAbort(reason) && !controller.signal.aborted) {
         setLoadError(reason instanceof Error ? reason.message : String(reason));
       }
     });
     return () => controller.abort();
-  }, [conversation, connected, loadHistory]);
+  }, [restPeer, conversation, connected, loadHistory]);
+
+  // The assistant is answering while a question waits, for at most ANSWER_WAIT_MS.
+  const asking = assistant ? state.asking : null;
+  const [, setWaited] = useState(0);
+  useEffect(() => {
+    if (!asking) return undefined;
+    const timer = window.setTimeout(() => setWaited((n) => n + 1), Math.max(0, asking.at + ANSWER_WAIT_MS - Date.now()) + 10);
+    return () => window.clearTimeout(timer);
+  }, [asking]);
+  const answering = asking !== null && Date.now() - asking.at < ANSWER_WAIT_MS;
 
   // Keep the newest message in view.
   useEffect(() => {
     const list = log.current;
     if (list) list.scrollTop = list.scrollHeight;
-  }, [messages.length, state.typing[conversation]]);
+  }, [messages.length, outgoing.length, answering, state.typing[conversation]]);
 
   // Reading the conversation: tell the other side up to which message we have seen.
-  const unseen = lastUnseenFromOther(messages, user.role);
+  const unseen = assistant ? null : lastUnseenFromOther(messages, user.role);
   useEffect(() => {
     if (!unseen || !connected || unseen.id <= lastSeenSent.current) return undefined;
     const mark = () => {
@@ -87,20 +120,17 @@ export function ChatView({ conversation, client }: ChatViewProps) {
     return () => document.removeEventListener('visibilitychange', mark);
   }, [unseen, connected, admin, conversation, send]);
 
-  const submit = () => {
-    const problem = chatTextProblem(text);
+  const submit = (value: string = text) => {
+    const problem = chatTextProblem(value);
     if (problem) {
       setError(problem);
       input.current?.focus();
       return;
     }
-    const frame = admin && client ? { type: 'chat.send', to: client.id, text } : { type: 'chat.send', text };
-    if (!send(frame)) {
-      setError('You are offline. The message was not sent; try again when the connection is back.');
-      return;
-    }
+    // Sent or not, the message shows in the conversation: a failed one offers Retry there.
+    sendChat(conversation, value, to);
     setError(null);
-    setText('');
+    if (value === text) setText('');
     lastTyping.current = 0;
     input.current?.focus();
   };
@@ -108,8 +138,8 @@ export function ChatView({ conversation, client }: ChatViewProps) {
   const onChange = (value: string) => {
     setText(value);
     const now = Date.now();
-    if (value.trim() !== '' && now - lastTyping.current >= TYPING_EVERY_MS) {
-      if (send(admin && client ? { type: 'chat.typing', to: client.id } : { type: 'chat.typing' })) lastTyping.current = now;
+    if (!assistant && value.trim() !== '' && now - lastTyping.current >= TYPING_EVERY_MS) {
+      if (send(to !== undefined ? { type: 'chat.typing', to } : { type: 'chat.typing' })) lastTyping.current = now;
     }
   };
 
@@ -121,20 +151,28 @@ export function ChatView({ conversation, client }: ChatViewProps) {
   };
 
   const typing = state.typing[conversation];
-  const otherTyping = typing && typing.user_id !== user.id ? typing : null;
-  const online = admin
-    ? client !== null && Object.values(state.presence).some((p) => p.user_id === client.id && p.online)
-    : Object.values(state.presence).some((p) => p.role === 'admin' && p.online);
+  const otherTyping = !assistant && typing && typing.user_id !== user.id ? typing : null;
+  const online =
+    peer.kind === 'client'
+      ? Object.values(state.presence).some((p) => p.user_id === peer.id && p.online)
+      : Object.values(state.presence).some((p) => p.role === 'admin' && p.online);
   const lastOurs = [...messages].reverse().find((m) => m.sender_role === user.role) ?? null;
-  const peerName = admin ? (client?.username ?? 'the client') : 'Administrators';
+  const peerName = peer.kind === 'client' ? peer.username : peer.kind === 'assistant' ? 'Assistant' : 'Administrators';
 
   return (
-    <section className="card assistant chat" aria-label={`Conversation with ${peerName}`}>
+    <section className="card assistant chat" aria-label={`Conversation with ${peerName}`} data-conversation={assistant ? 'assistant' : 'people'}>
       <div className="chat-head">
-        <span className={online ? 'presence presence-online' : 'presence'} data-testid="presence">
-          <span className="presence-dot" aria-hidden="true" />
-          {peerName} {admin ? (online ? 'is online' : 'is offline') : online ? 'online' : 'offline'}
-        </span>
+        {assistant ? (
+          <span className="presence presence-online" data-testid="assistant-head">
+            <span className="presence-dot" aria-hidden="true" />
+            Assistant · answers at once, day and night
+          </span>
+        ) : (
+          <span className={online ? 'presence presence-online' : 'presence'} data-testid="presence">
+            <span className="presence-dot" aria-hidden="true" />
+            {peerName} {peer.kind === 'client' ? (online ? 'is online' : 'is offline') : online ? 'online' : 'offline'}
+          </span>
+        )}
         {!connected ? (
           <span className="chat-offline" role="status">
             Reconnecting…
@@ -147,23 +185,53 @@ export function ChatView({ conversation, client }: ChatViewProps) {
             <Loading label="Loading messages…" />
           </li>
         ) : null}
-        {loaded && messages.length === 0 ? (
+        {loaded && messages.length === 0 && outgoing.length === 0 ? (
           <li className="assistant-intro">
-            <p className="state-title">No messages yet</p>
+            <p className="state-title">{assistant ? 'How can I help?' : 'No messages yet'}</p>
             <p className="muted">
-              {admin ? 'Write to this customer below.' : 'Write to the administrators below; any of them may answer.'}
+              {assistant
+                ? 'Ask about your consumption, limits and alerts, your devices or your account. Try one of the questions below.'
+                : admin
+                  ? 'Write to this customer below.'
+                  : 'Write to the administrators below; any of them may answer.'}
             </p>
           </li>
         ) : null}
         {messages.map((message) => (
           <Bubble key={message.id} message={message} ours={message.sender_role === user.role} mine={message.sender_id === user.id}>
-            {message.id === lastOurs?.id ? (
+            {!assistant && message.id === lastOurs?.id ? (
               <span className="chat-receipt" data-testid="receipt">
                 {message.seen_at !== null ? 'Seen' : 'Sent'}
               </span>
             ) : null}
           </Bubble>
         ))}
+        {outgoing.map((entry) => (
+          <Outgoing
+            key={`out-${entry.key}`}
+            entry={entry}
+            connected={connected}
+            onRetry={() => retryChat(entry.key)}
+            onDiscard={() => discardChat(entry.key)}
+            onEdit={() => {
+              discardChat(entry.key);
+              setText(entry.text);
+              input.current?.focus();
+            }}
+          />
+        ))}
+        {answering ? (
+          <li className="bubble-row bubble-row-assistant">
+            <div className="bubble bubble-assistant bubble-typing" role="status" data-testid="answering">
+              <span className="chat-typing-name">The assistant is answering</span>
+              <span className="dots" aria-hidden="true">
+                <i />
+                <i />
+                <i />
+              </span>
+            </div>
+          </li>
+        ) : null}
         {otherTyping ? (
           <li className="bubble-row bubble-row-assistant">
             <div className="bubble bubble-assistant bubble-typing" role="status" data-testid="typing">
@@ -177,6 +245,15 @@ export function ChatView({ conversation, client }: ChatViewProps) {
           </li>
         ) : null}
       </ol>
+      {assistant && loaded && messages.length === 0 && outgoing.length === 0 ? (
+        <div className="assistant-suggestions" role="group" aria-label="Suggested questions">
+          {ASSISTANT_SUGGESTIONS.map((suggestion) => (
+            <button key={suggestion} type="button" className="chip" onClick={() => submit(suggestion)}>
+              {suggestion}
+            </button>
+          ))}
+        </div>
+      ) : null}
       <form
         className="assistant-form"
         onSubmit={(event: FormEvent<HTMLFormElement>) => {
@@ -186,14 +263,14 @@ export function ChatView({ conversation, client }: ChatViewProps) {
         noValidate
       >
         <label htmlFor="chat-text" className="visually-hidden">
-          Your message
+          {assistant ? 'Your question' : 'Your message'}
         </label>
         <textarea
           id="chat-text"
           ref={input}
           rows={2}
           value={text}
-          placeholder="Write a message… (Enter sends, Shift+Enter for a new line)"
+          placeholder={assistant ? 'Ask a question… (Enter sends, Shift+Enter for a new line)' : 'Write a message… (Enter sends, Shift+Enter for a new line)'}
           onChange={(event) => onChange(event.target.value)}
           onKeyDown={onKeyDown}
         />
@@ -203,6 +280,59 @@ export function ChatView({ conversation, client }: ChatViewProps) {
       </form>
       <FormAlert message={error ?? loadError} />
     </section>
+  );
+}
+
+/** One of our messages on its way, or failed: why, and what can be done. */
+function Outgoing({
+  entry,
+  connected,
+  onRetry,
+  onDiscard,
+  onEdit,
+}: {
+  entry: OutgoingMessage;
+  connected: boolean;
+  onRetry: () => void;
+  onDiscard: () => void;
+  onEdit: () => void;
+}) {
+  const failed = entry.status === 'failed';
+  const failure = failureOf(entry.error);
+  return (
+    <li className="bubble-row bubble-row-you">
+      <div className="chat-bubble-wrap">
+        <div
+          className={failed ? 'bubble bubble-you bubble-failed' : 'bubble bubble-you bubble-sending'}
+          data-testid={failed ? 'message-failed' : 'message-sending'}
+        >
+          <span className="visually-hidden">You: </span>
+          <p>{entry.text}</p>
+        </div>
+        {failed ? (
+          <span className="chat-meta chat-failed" role="alert">
+            <span data-testid="failure" title={entry.error?.message || undefined}>
+              Not sent: {failure.text}
+            </span>{' '}
+            {failure.retry ? (
+              <button type="button" className="link-button" onClick={onRetry} disabled={!connected} title={connected ? undefined : 'Waiting for the connection'}>
+                Retry
+              </button>
+            ) : (
+              <button type="button" className="link-button" onClick={onEdit}>
+                Edit
+              </button>
+            )}
+            {' · '}
+            <button type="button" className="link-button" onClick={onDiscard}>
+              Discard
+            </button>
+          </span>
+        ) : (
+          <span className="chat-meta">Sending…</span>
+        )}
+      </div>
+    </li>
   );
 }
 
@@ -218,7 +348,14 @@ function Bubble({
   children?: ReactNode;
 }) {
   const side = ours ? 'you' : 'assistant';
-  const who = mine ? 'You' : message.sender_role === 'admin' ? `${message.sender_name} (administrator)` : message.sender_name;
+  const who = mine
+    ? 'You'
+    : message.sender_role === 'admin'
+      ? `${message.sender_name} (administrator)`
+      : message.sender_role === 'assistant'
+        ? 'Assistant'
+        : message.sender_name;
+  const source = message.sender_role === 'assistant' && message.source ? (SOURCE_LABELS[message.source] ?? { label: message.source, title: '' }) : null;
   return (
     <li className={`bubble-row bubble-row-${side}`}>
       <div className="chat-bubble-wrap">
@@ -228,6 +365,15 @@ function Bubble({
         </div>
         <span className="chat-meta">
           <time dateTime={new Date(message.created_at).toISOString()}>{messageTime(message.created_at)}</time>
+          {source ? (
+            <>
+              {' · '}
+              <span className={`source-note source-note-${message.source}`} title={source.title || undefined} data-testid="answer-source">
+                {source.label}
+                {message.rule ? ` · ${message.rule.replace(/_/g, ' ')}` : ''}
+              </span>
+            </>
+          ) : null}
           {children ? ' · ' : null}
           {children}
         </span>

@@ -85,9 +85,11 @@ interface HourlyChartProps {
   limit: number;
   /** The spoken summary of the image (role="img"). */
   label: string;
+  /** The day drawn, as data-date (tests and the benchmark tell a new day is drawn by it). */
+  date?: string;
 }
 
-export function HourlyChart({ hours, limit, label }: HourlyChartProps) {
+export function HourlyChart({ hours, limit, label, date }: HourlyChartProps) {
   const g = chartGeometry(hours, limit);
   const { plot } = g;
   return (
@@ -99,6 +101,7 @@ export function HourlyChart({ hours, limit, label }: HourlyChartProps) {
           role="img"
           aria-label={label}
           data-testid="hourly-chart"
+          data-date={date}
           preserveAspectRatio="xMidYMid meet"
         >
           <text className="chart-unit" x={plot.left - 8} y={plot.top - 12} textAnchor="end">

@@ -21,7 +21,6 @@ const NAV: Record<Role, { to: string; label: string }[]> = {
     { to: '/devices', label: 'My devices' },
     { to: '/consumption', label: 'Consumption' },
     { to: '/alerts', label: 'Alerts' },
-    { to: '/assistant', label: 'Assistant' },
     { to: '/chat', label: 'Chat' },
     { to: '/profile', label: 'My profile' },
   ],

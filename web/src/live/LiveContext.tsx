@@ -10,6 +10,15 @@ export interface Live {
   state: LiveState;
   /** Sends a frame; false when the socket is not open. */
   send: (frame: Frame) => boolean;
+  /**
+   * Sends a chat message (`to`: a client's id, "assistant", or nothing for a client's
+   * administrators). It waits in the outbox until stored, or fails there with the reason.
+   */
+  sendChat: (conversation: string, text: string, to?: string) => void;
+  /** Sends a failed message again. */
+  retryChat: (key: number) => void;
+  /** Forgets a failed message. */
+  discardChat: (key: number) => void;
   markRead: (id: number) => void;
   dismissToast: (id: number) => void;
   /** Loads a conversation's latest history over REST (the peer is the client's id, or an admin's). */
@@ -26,6 +35,11 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
   const [state, dispatch] = useReducer(liveReducer, initialLiveState);
   const socketRef = useRef<LiveSocket | null>(null);
   const wsUrl = useRef<string | null>(null);
+  const stateRef = useRef(state);
+  stateRef.current = state;
+  const nextKey = useRef(1);
+  /** A frame other than a ping went out since the last ping (see the outbox in state.ts). */
+  const unfenced = useRef(false);
 
   if (socketRef.current === null && typeof WebSocket !== 'undefined') {
     socketRef.current = new LiveSocket({
@@ -61,7 +75,40 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
     return () => window.clearInterval(timer);
   }, [typingCount]);
 
-  const send = useCallback((frame: Frame) => socketRef.current?.send(frame) ?? false, []);
+  const send = useCallback((frame: Frame) => {
+    const sent = socketRef.current?.send(frame) ?? false;
+    if (sent && frame.type !== 'ping') unfenced.current = true;
+    return sent;
+  }, []);
+  const sendChatAs = useCallback((key: number, conversation: string, text: string, to?: string) => {
+    const socket = socketRef.current;
+    const frame: Frame = to !== undefined ? { type: 'chat.send', to, text } : { type: 'chat.send', text };
+    let pings = 0;
+    if (socket && socket.currentStatus === 'open') {
+      // A ping first when other frames went out since the last one, so that their errors are told
+      // apart from this message's; the ping after it closes the message's window.
+      const fence = unfenced.current;
+      if ((!fence || socket.send({ type: 'ping' })) && socket.send(frame) && socket.send({ type: 'ping' })) {
+        pings = fence ? 2 : 1;
+        unfenced.current = false;
+      }
+    }
+    dispatch({ type: 'send', key, conversation, ...(to !== undefined ? { to } : {}), text, pings });
+  }, []);
+  const sendChat = useCallback(
+    (conversation: string, text: string, to?: string) => sendChatAs(nextKey.current++, conversation, text, to),
+    [sendChatAs],
+  );
+  const retryChat = useCallback(
+    (key: number) => {
+      const entry = Object.values(stateRef.current.outbox)
+        .flat()
+        .find((o) => o.key === key);
+      if (entry && entry.status === 'failed') sendChatAs(key, entry.conversation, entry.text, entry.to);
+    },
+    [sendChatAs],
+  );
+  const discardChat = useCallback((key: number) => dispatch({ type: 'discard', key }), []);
   const markRead = useCallback((id: number) => {
     socketRef.current?.send({ type: 'notification.read', id });
   }, []);
@@ -76,8 +123,8 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
   }, []);
 
   const value = useMemo(
-    () => ({ state, send, markRead, dismissToast, loadHistory, loadConversations }),
-    [state, send, markRead, dismissToast, loadHistory, loadConversations],
+    () => ({ state, send, sendChat, retryChat, discardChat, markRead, dismissToast, loadHistory, loadConversations }),
+    [state, send, sendChat, retryChat, discardChat, markRead, dismissToast, loadHistory, loadConversations],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }

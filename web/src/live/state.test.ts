@@ -2,7 +2,7 @@
 // chat messages kept once each in order, typing that ends with a message or after a while, seen
 // receipts per side, presence, and the administrators' inbox counts.
 import { describe, expect, it } from 'vitest';
-import { initialLiveState, lastUnseenFromOther, liveReducer, TYPING_TTL_MS, type ChatMessage, type LiveAction, type LiveState } from './state';
+import { ASSISTANT, failureOf, initialLiveState, lastUnseenFromOther, liveReducer, TYPING_TTL_MS, type ChatMessage, type LiveAction, type LiveState } from './state';
 
 const CLIENT = 'c1';
 const ADMIN = 'a1';
@@ -157,5 +157,123 @@ describe('answers that race a chat.seen', () => {
     s = run(s, frame({ type: 'chat.seen', conversation: CLIENT, up_to: 1, by: ADMIN, role: 'admin', seen_at: 42 }));
     s = run(s, { type: 'history', conversation: CLIENT, items: [msg(1, 'client')] });
     expect(s.messages[CLIENT][0].seen_at).toBe(42);
+  });
+});
+
+describe('messages on their way (the outbox)', () => {
+  const send = (key: number, text: string, pings = 1, conversation = CLIENT): LiveAction => ({ type: 'send', key, conversation, text, pings });
+  const echo = (id: number, text: string, conversation = CLIENT) =>
+    frame({ type: 'chat.message', ...msg(id, 'client', { text, conversation }) });
+  const error = (code: string, message = 'no') => frame({ type: 'error', code, message });
+  const pong = frame({ type: 'pong' });
+
+  it('shows a message as sending until its echo, then once, as stored', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'hi'));
+    expect(s.outbox[CLIENT]).toMatchObject([{ key: 1, text: 'hi', status: 'sending', accepted: false }]);
+    s = run(s, pong);
+    expect(s.outbox[CLIENT][0].accepted).toBe(true);
+    s = run(s, echo(5, 'hi'));
+    expect(s.outbox[CLIENT]).toBeUndefined();
+    expect(s.messages[CLIENT].map((m) => m.text)).toEqual(['hi']);
+    expect(s.awaiting).toEqual([]);
+  });
+
+  it('marks the send failed with the error that comes before its pong, and no other', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'first'), pong, send(2, 'second'));
+    s = run(s, error('forbidden', 'a client may only write to the administrators'), pong);
+    expect(s.outbox[CLIENT].map((o) => [o.key, o.status])).toEqual([
+      [1, 'sending'],
+      [2, 'failed'],
+    ]);
+    expect(s.outbox[CLIENT][1].error).toEqual({ code: 'forbidden', message: 'a client may only write to the administrators' });
+    expect(failureOf(s.outbox[CLIENT][1].error)).toEqual({ text: 'You may not write to this conversation.', retry: false });
+  });
+
+  it('does not take the error of an earlier frame (a typing, a seen) for the send: the fence ping answers first', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'hello', 2));
+    expect(s.awaiting).toEqual([0, 1]);
+    s = run(s, error('bad_request', 'chat.typing takes {to?}'), pong);
+    expect(s.outbox[CLIENT][0].status).toBe('sending');
+    s = run(s, pong);
+    expect(s.outbox[CLIENT][0]).toMatchObject({ status: 'sending', accepted: true });
+  });
+
+  it('fails every send still waiting when the server closes for a flood, and keeps the accepted ones', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'a'), send(2, 'b'), send(3, 'c'), pong);
+    s = run(s, error('rate_limited', 'too many messages'));
+    expect(s.outbox[CLIENT].map((o) => o.status)).toEqual(['sending', 'failed', 'failed']);
+    expect(failureOf(s.outbox[CLIENT][1].error)).toEqual({ text: 'Too many messages at once. Wait a moment, then retry.', retry: true });
+    expect(s.awaiting).toEqual([]);
+    // The connection then closes: the failures keep their reason.
+    s = run(s, { type: 'status', status: 'connecting' });
+    expect(s.outbox[CLIENT][1].error?.code).toBe('rate_limited');
+  });
+
+  it('fails a send whose pong never came when the connection drops, and a send while offline at once', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'lost'));
+    s = run(s, { type: 'status', status: 'connecting' });
+    expect(s.outbox[CLIENT][0]).toMatchObject({ status: 'failed', error: { code: 'offline' } });
+    s = run(s, send(2, 'offline', 0));
+    expect(s.outbox[CLIENT][1]).toMatchObject({ status: 'failed', error: { code: 'offline' } });
+    expect(s.awaiting).toEqual([]);
+  });
+
+  it('drops a failed copy that the history read after a reconnect shows stored, and only a newer one', () => {
+    let s = run(initialLiveState, hello('client'), { type: 'history', conversation: CLIENT, items: [msg(4, 'client', { text: 'same' })] });
+    s = run(s, send(1, 'same'), send(2, 'other'), { type: 'status', status: 'connecting' });
+    expect(s.outbox[CLIENT].map((o) => o.afterId)).toEqual([4, 4]);
+    // Message 4 was there before: it is not the copy of key 1.
+    s = run(s, { type: 'history', conversation: CLIENT, items: [msg(4, 'client', { text: 'same' })] });
+    expect(s.outbox[CLIENT]).toHaveLength(2);
+    s = run(s, { type: 'history', conversation: CLIENT, items: [msg(4, 'client', { text: 'same' }), msg(6, 'client', { text: 'same' })] });
+    expect(s.outbox[CLIENT].map((o) => o.text)).toEqual(['other']);
+  });
+
+  it('retries a failed message as the newest one, and discards on request', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'a'), send(2, 'b'), error('rate_limited'));
+    s = run(s, send(1, 'a'));
+    expect(s.outbox[CLIENT].map((o) => [o.key, o.status])).toEqual([
+      [2, 'failed'],
+      [1, 'sending'],
+    ]);
+    expect(s.awaiting).toEqual([1]);
+    s = run(s, { type: 'discard', key: 2 });
+    expect(s.outbox[CLIENT].map((o) => o.key)).toEqual([1]);
+  });
+});
+
+describe('the assistant conversation', () => {
+  const question = (id: number) =>
+    frame({ type: 'chat.message', ...msg(id, 'client', { conversation: ASSISTANT, text: 'What is a kWh?' }) }, 5000);
+  const answer = (id: number, extra: Record<string, unknown> = {}) =>
+    frame({
+      type: 'chat.message',
+      id,
+      conversation: ASSISTANT,
+      sender_id: 'assistant',
+      sender_role: 'assistant',
+      sender_name: 'Assistant',
+      text: 'A kilowatt-hour is…',
+      created_at: id * 1000,
+      seen_at: null,
+      ...extra,
+    });
+
+  it('waits for the answer after the question, and keeps its source', () => {
+    let s = run(initialLiveState, hello('client'), { type: 'send', key: 1, conversation: ASSISTANT, to: ASSISTANT, text: 'What is a kWh?', pings: 1 });
+    s = run(s, question(10));
+    expect(s.asking).toEqual({ id: 10, at: 5000 });
+    expect(s.outbox[ASSISTANT]).toBeUndefined();
+    s = run(s, answer(11, { source: 'rule', rule: 'kwh' }));
+    expect(s.asking).toBeNull();
+    expect(s.messages[ASSISTANT].at(-1)).toMatchObject({ sender_role: 'assistant', source: 'rule', rule: 'kwh' });
+  });
+
+  it('counts nothing unread in it, nor in the client’s chat with the administrators', () => {
+    const listed = { conversation: ASSISTANT, peer: ASSISTANT, client: { id: CLIENT, username: 'carol' }, unread: 0, last_message: null };
+    const s = run(initialLiveState, hello('client'), { type: 'conversations', items: [listed] }, question(3), answer(4));
+    expect(s.conversations[ASSISTANT].unread).toBe(0);
+    expect(s.conversations[ASSISTANT].last_message?.id).toBe(4);
+    expect(s.messages[CLIENT]).toBeUndefined();
   });
 });

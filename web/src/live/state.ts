@@ -4,19 +4,59 @@
 // administrators' inbox — each conversation's unread count and last message. Frames follow
 // docs/ws.md; the server may send a message twice (backlog racing a live push), so everything is
 // kept by id.
+//
+// Messages being sent wait in `outbox` until the server's echo (a chat.message from us with the
+// same text) or a history page shows them stored. The server answers a bad frame with an error
+// frame that names no message, so each chat.send goes out followed by a ping (LiveContext's sendChat):
+// an error that arrives before that ping's pong is the send's own error, and the message is
+// marked failed with it; when other frames went out since the last ping, a ping goes first too,
+// so their errors are not taken for the send's. rate_limited and too_large end the connection:
+// every send still waiting for its pong failed with them. A connection lost before the pong
+// fails the send as well; if the server had stored it after all, the history read on reconnect
+// finds it and the failed copy goes.
 import type { LiveStatus } from './socket';
 
 export type Role = 'admin' | 'client';
+
+/** The conversation of each user with the support assistant, as the server names it on the wire. */
+export const ASSISTANT = 'assistant';
+
+export type AnswerSource = 'rule' | 'data' | 'llm' | 'fallback' | 'unavailable';
 
 export interface ChatMessage {
   id: number;
   conversation: string;
   sender_id: string;
-  sender_role: Role;
+  sender_role: Role | 'assistant';
   sender_name: string;
   text: string;
   created_at: number;
   seen_at: number | null;
+  /** Assistant answers: where the answer came from (live frames; history once the server stores it). */
+  source?: AnswerSource | string;
+  rule?: string;
+}
+
+/** The error frame of the ws role ({type:"error", code, message}). */
+export interface ServerError {
+  code: string;
+  message: string;
+}
+
+/** A message of ours not yet known to be stored. */
+export interface OutgoingMessage {
+  /** Local id (not a server id). */
+  key: number;
+  conversation: string;
+  /** The chat.send `to` (absent: the client's administrators). */
+  to?: string;
+  text: string;
+  status: 'sending' | 'failed';
+  /** The pong after the send came back without an error: the server stored it. */
+  accepted: boolean;
+  error: ServerError | null;
+  /** The newest message id of the conversation when it was sent: its stored copy has a higher one. */
+  afterId: number;
 }
 
 export interface LiveNotification {
@@ -33,6 +73,8 @@ export interface LiveNotification {
 
 export interface ConversationSummary {
   conversation: string;
+  /** "assistant" for the caller's conversation with the assistant. */
+  peer?: string;
   client: { id: string; username: string };
   unread: number;
   last_message: ChatMessage | null;
@@ -68,6 +110,12 @@ export interface LiveState {
   conversations: Record<string, ConversationSummary>;
   /** Per conversation, the highest message id each side has marked seen (from chat.seen frames). */
   seenUpTo: Record<string, Partial<Record<Role, number>>>;
+  /** Our messages on their way, per conversation, oldest first. */
+  outbox: Record<string, OutgoingMessage[]>;
+  /** The pings sent and not yet answered, oldest first: the key of the send each one follows, or 0. */
+  awaiting: number[];
+  /** Questions to the assistant waiting for the answer: the question's id and when its echo came. */
+  asking: { id: number; at: number } | null;
 }
 
 /** A typing indicator disappears this long after the last chat.typing frame. */
@@ -85,7 +133,31 @@ export const initialLiveState: LiveState = {
   presence: {},
   conversations: {},
   seenUpTo: {},
+  outbox: {},
+  awaiting: [],
+  asking: null,
 };
+
+/** Error codes after which the server closes the connection (docs/ws.md, "Abuse"). */
+const CLOSING_ERRORS = new Set(['rate_limited', 'too_large']);
+
+/** Why a message was not sent, in the user's words, and whether sending it again may work. */
+const FAILURES: Record<string, { text: string; retry: boolean }> = {
+  rate_limited: { text: 'Too many messages at once. Wait a moment, then retry.', retry: true },
+  too_large: { text: 'The message is too large for the server.', retry: false },
+  forbidden: { text: 'You may not write to this conversation.', retry: false },
+  bad_request: { text: 'The server refused this message.', retry: false },
+  unavailable: { text: 'The server could not store the message.', retry: true },
+  internal: { text: 'The server could not store the message.', retry: true },
+  offline: { text: 'The connection dropped before the server took it.', retry: true },
+};
+
+export function failureOf(error: ServerError | null): { text: string; retry: boolean } {
+  if (!error) return { text: 'Not sent.', retry: true };
+  return FAILURES[error.code] ?? { text: error.message || 'The server refused this message.', retry: true };
+}
+
+export const OFFLINE_ERROR: ServerError = { code: 'offline', message: 'the connection dropped' };
 
 export type LiveAction =
   | { type: 'status'; status: LiveStatus }
@@ -93,7 +165,10 @@ export type LiveAction =
   | { type: 'history'; conversation: string; items: ChatMessage[] }
   | { type: 'conversations'; items: ConversationSummary[] }
   | { type: 'dismissToast'; id: number }
-  | { type: 'tick'; now: number };
+  | { type: 'tick'; now: number }
+  /** A chat.send went out (`pings`: the pings sent with it, 1 or 2; 0 when the socket was closed). */
+  | { type: 'send'; key: number; conversation: string; to?: string; text: string; pings: number }
+  | { type: 'discard'; key: number };
 
 /**
  * Adds messages to a sorted list, replacing any with the same id. A copy read before a chat.seen
@@ -108,16 +183,96 @@ export function mergeMessages(list: ChatMessage[], more: ChatMessage[]): ChatMes
   return [...byId.values()].sort((a, b) => a.id - b.id);
 }
 
-function onMessage(state: LiveState, message: ChatMessage): LiveState {
+/** The newest message id known in a conversation (0 for none). */
+function lastIdOf(state: LiveState, conv: string): number {
+  return state.messages[conv]?.at(-1)?.id ?? 0;
+}
+
+/**
+ * Takes out of the outbox the entries that these stored messages of ours are: same conversation,
+ * same text, stored after the entry was sent. Entries still sending go first.
+ */
+function settleOutbox(state: LiveState, conv: string, stored: ChatMessage[]): Record<string, OutgoingMessage[]> {
+  let list = state.outbox[conv];
+  if (!list || list.length === 0 || !state.me) return state.outbox;
+  for (const message of stored) {
+    if (message.sender_id !== state.me.id) continue;
+    const fits = (o: OutgoingMessage) => o.text === message.text && message.id > o.afterId;
+    const match = list.find((o) => o.status === 'sending' && fits(o)) ?? list.find(fits);
+    if (match) list = list.filter((o) => o !== match);
+  }
+  if (list === state.outbox[conv]) return state.outbox;
+  const outbox = { ...state.outbox };
+  if (list.length > 0) outbox[conv] = list;
+  else delete outbox[conv];
+  return outbox;
+}
+
+/** Changes one outbox entry, wherever it is. */
+function updateOutgoing(state: LiveState, key: number, change: (o: OutgoingMessage) => OutgoingMessage | null): LiveState {
+  for (const [conv, list] of Object.entries(state.outbox)) {
+    const i = list.findIndex((o) => o.key === key);
+    if (i < 0) continue;
+    const next = change(list[i]);
+    const updated = next ? list.map((o, j) => (j === i ? next : o)) : list.filter((_, j) => j !== i);
+    const outbox = { ...state.outbox };
+    if (updated.length > 0) outbox[conv] = updated;
+    else delete outbox[conv];
+    return { ...state, outbox };
+  }
+  return state;
+}
+
+/** Every send still waiting for its pong failed with `error`; the pings will not be answered. */
+function failAwaiting(state: LiveState, error: ServerError): LiveState {
+  let next: LiveState = { ...state, awaiting: [] };
+  for (const key of state.awaiting) {
+    if (key === 0) continue;
+    next = updateOutgoing(next, key, (o) => (o.status === 'sending' && !o.accepted ? { ...o, status: 'failed', error } : o));
+  }
+  return next;
+}
+
+function onError(state: LiveState, frame: Record<string, unknown>): LiveState {
+  const error: ServerError = {
+    code: typeof frame.code === 'string' ? frame.code : 'error',
+    message: typeof frame.message === 'string' ? frame.message : '',
+  };
+  if (CLOSING_ERRORS.has(error.code)) return failAwaiting(state, error);
+  // The first unanswered ping says which frame this error is about: a send's, or another frame's.
+  const key = state.awaiting[0];
+  if (!key) return state;
+  return updateOutgoing(state, key, (o) => (o.status === 'sending' ? { ...o, status: 'failed', error } : o));
+}
+
+function onPong(state: LiveState): LiveState {
+  const [key, ...awaiting] = state.awaiting;
+  if (key === undefined) return state;
+  const next = { ...state, awaiting };
+  return key ? updateOutgoing(next, key, (o) => (o.status === 'sending' ? { ...o, accepted: true } : o)) : next;
+}
+
+function onMessage(state: LiveState, message: ChatMessage, now: number): LiveState {
   const conv = message.conversation;
   const known = (state.messages[conv] ?? []).some((m) => m.id === message.id);
   const messages = { ...state.messages, [conv]: mergeMessages(state.messages[conv] ?? [], [message]) };
+  const outbox = settleOutbox(state, conv, [message]);
+  // A question to the assistant waits for an answer with a higher id; the answer ends the wait.
+  let asking = state.asking;
+  if (conv === ASSISTANT && !known) {
+    if (message.sender_role === 'assistant') {
+      if (asking && message.id > asking.id) asking = null;
+    } else if (message.sender_id === state.me?.id && (!asking || message.id > asking.id)) {
+      asking = { id: message.id, at: now };
+    }
+  }
   // A message from the typist's side ends their typing indicator.
   const typing = { ...state.typing };
   if (typing[conv] && typing[conv].role === message.sender_role) delete typing[conv];
   const summary = state.conversations[conv];
   let conversations = state.conversations;
-  const fromOtherSide = state.me !== null && message.sender_role !== state.me.role;
+  // The assistant's conversation has no unread count (docs/ws.md: seen does not apply to it).
+  const fromOtherSide = state.me !== null && message.sender_role !== state.me.role && conv !== ASSISTANT;
   if (summary) {
     const newer = !summary.last_message || message.id > summary.last_message.id;
     conversations = {
@@ -140,7 +295,7 @@ function onMessage(state: LiveState, message: ChatMessage): LiveState {
       },
     };
   }
-  return { ...state, messages, typing, conversations };
+  return { ...state, messages, typing, conversations, outbox, asking };
 }
 
 function onSeen(state: LiveState, conv: string, upTo: number, role: Role, seenAt: number): LiveState {
@@ -205,7 +360,9 @@ const FRAMES: Record<string, FrameHandler> = {
       toasts: state.toasts.filter((n) => n.id !== id),
     };
   },
-  'chat.message': (state, frame) => onMessage(state, frame as unknown as ChatMessage),
+  'chat.message': (state, frame, now) => onMessage(state, frame as unknown as ChatMessage, now),
+  error: (state, frame) => onError(state, frame),
+  pong: (state) => onPong(state),
   'chat.typing': (state, frame, now) => {
     if (frame.user_id === state.me?.id) return state;
     const conv = frame.conversation as string;
@@ -231,10 +388,11 @@ const FRAMES: Record<string, FrameHandler> = {
 export function liveReducer(state: LiveState, action: LiveAction): LiveState {
   switch (action.type) {
     case 'status':
-      // Presence and typing are only true while connected; the next hello replays them.
+      // Presence and typing are only true while connected; the next hello replays them. Sends
+      // without their pong are lost with the connection.
       return action.status === 'open'
         ? { ...state, status: action.status }
-        : { ...state, status: action.status, presence: {}, typing: {} };
+        : failAwaiting({ ...state, status: action.status, presence: {}, typing: {} }, OFFLINE_ERROR);
     case 'frame': {
       const handler = FRAMES[action.frame.type];
       return handler ? handler(state, action.frame, action.now) : state;
@@ -244,6 +402,7 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
         ...state,
         messages: { ...state.messages, [action.conversation]: mergeMessages(state.messages[action.conversation] ?? [], action.items) },
         loaded: { ...state.loaded, [action.conversation]: true },
+        outbox: settleOutbox(state, action.conversation, action.items),
       };
       const summary = next.conversations[action.conversation];
       const last = next.messages[action.conversation].at(-1);
@@ -265,6 +424,24 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
     }
     case 'dismissToast':
       return { ...state, toasts: state.toasts.filter((n) => n.id !== action.id) };
+    case 'send': {
+      const entry: OutgoingMessage = {
+        key: action.key,
+        conversation: action.conversation,
+        ...(action.to !== undefined ? { to: action.to } : {}),
+        text: action.text,
+        status: action.pings > 0 ? 'sending' : 'failed',
+        accepted: false,
+        error: action.pings > 0 ? null : OFFLINE_ERROR,
+        afterId: lastIdOf(state, action.conversation),
+      };
+      // A retry sends an entry again: it moves to the end, as the newest message.
+      const others = (state.outbox[action.conversation] ?? []).filter((o) => o.key !== action.key);
+      const awaiting = action.pings === 2 ? [...state.awaiting, 0, action.key] : action.pings === 1 ? [...state.awaiting, action.key] : state.awaiting;
+      return { ...state, outbox: { ...state.outbox, [action.conversation]: [...others, entry] }, awaiting };
+    }
+    case 'discard':
+      return updateOutgoing(state, action.key, () => null);
     case 'tick': {
       const expired = Object.entries(state.typing).filter(([, t]) => action.now - t.at >= TYPING_TTL_MS);
       if (expired.length === 0) return state;

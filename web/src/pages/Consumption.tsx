@@ -1,22 +1,42 @@
-// One device's consumption on one local day (GET /api/consumption/{id}?date=&tz=): the hourly
-// chart with the device's limit, total / average / peak, the hourly table, and a CSV export of a
-// range of days (the .csv route, fetched with the token and saved through a Blob URL). The day
-// and zone live in the address, so a reload or a shared link shows the same day. Customers reach
-// it from their devices (and pick among them here); administrators from a device.
-import { useState, type FormEvent } from 'react';
+// One device's consumption, by day or by month. The day view (GET /api/consumption/{id}?date=&tz=):
+// the hourly chart with the device's limit, total / average / peak, the hourly table. The month
+// view (GET /api/consumption/{id}/days?from=&to=&tz=): one bar per day of the month (up to today),
+// total / average / peak day, the daily table; a day's bar or row opens that day. Both offer a
+// CSV export of a range of days (the .csv route, fetched with the token and saved through a Blob
+// URL). The day, the zone and the view live in the address (?date=&tz=&view=month), so a reload
+// or a shared link shows the same thing. Customers reach it from their devices (and pick among
+// them here); administrators from a device.
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { Link, Navigate, useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api } from '../api';
-import type { DayConsumption, Device } from '../api/types';
-import { DayPicker, TimeZoneSelect } from '../components/DayControls';
+import type { DayConsumption, DaysConsumption, Device } from '../api/types';
+import { DailyChart } from '../components/DailyChart';
+import { DayPicker, MonthPicker, TimeZoneSelect, ViewSwitch } from '../components/DayControls';
 import { FormAlert } from '../components/Field';
 import { HourlyChart } from '../components/HourlyChart';
 import { Empty, LoadError, Loading } from '../components/States';
 import { formatKwh } from '../format';
 import { usePageTitle } from '../hooks/misc';
 import { useResource } from '../hooks/useResource';
-import { addDays, browserTimeZone, clockOf, dateIn, daysBetween, formatDay, hourLabels, isDate, isValidTimeZone, zoneLabel } from '../time';
+import {
+  addDays,
+  browserTimeZone,
+  clockOf,
+  dateIn,
+  daysBetween,
+  formatDay,
+  formatDayShort,
+  formatMonth,
+  hourLabels,
+  isDate,
+  isValidTimeZone,
+  monthDays,
+  monthOf,
+  zoneLabel,
+} from '../time';
 
 const CSV_MAX_DAYS = 366;
+const share = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 0 });
 
 /** The address of a device's consumption page for either role. */
 export function consumptionPath(admin: boolean, deviceId: string, day?: { date: string; tz: string }): string {
@@ -43,7 +63,9 @@ export function saveBlob(blob: Blob, filename: string): void {
   window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-/** The day and zone of the address, defaulting to today in the browser's zone. */
+type View = 'day' | 'month';
+
+/** The day, zone and view of the address, defaulting to today in the browser's zone, by day. */
 function useDay() {
   const [params, setParams] = useSearchParams();
   const browserZone = browserTimeZone();
@@ -51,8 +73,20 @@ function useDay() {
   const tz = isValidTimeZone(asked) ? asked : browserZone;
   const today = dateIn(tz);
   const date = isDate(params.get('date')) ? (params.get('date') as string) : today;
-  const show = (next: { date?: string; tz?: string }) => setParams({ date: next.date ?? date, tz: next.tz ?? tz });
-  return { date, tz, today, browserZone, show };
+  const view: View = params.get('view') === 'month' ? 'month' : 'day';
+  const show = (next: { date?: string; tz?: string; view?: View }) => {
+    const nextView = next.view ?? view;
+    setParams({ date: next.date ?? date, tz: next.tz ?? tz, ...(nextView === 'month' ? { view: 'month' } : {}) });
+  };
+  return { date, tz, today, view, browserZone, show };
+}
+
+/** The day to keep when moving to `month`: the same day of the month where it exists, never after today. */
+export function dayInMonth(date: string, month: string, today: string): string {
+  const { last } = monthDays(month);
+  const wanted = `${month}-${date.slice(8, 10)}`;
+  const day = wanted > last ? last : wanted;
+  return day > today ? today : day;
 }
 
 export function Consumption({ admin = false }: { admin?: boolean }) {
@@ -106,13 +140,22 @@ function DeviceConsumption({
   day: ReturnType<typeof useDay>;
 }) {
   const device = useResource((signal) => api.getDevice(deviceId, { signal }), [deviceId]);
-  const consumption = useResource(
-    (signal) => api.consumption(deviceId, day.date, day.tz, { signal }),
-    [deviceId, day.date, day.tz],
-  );
   const name = device.data?.name ?? '';
-  const data = consumption.data;
-  const error = device.error ?? consumption.error;
+  const month = monthOf(day.date);
+  const side = (
+    <div className="side-stack">
+      <CsvExport key={deviceId} deviceId={deviceId} date={day.date} tz={day.tz} />
+      <section className="card" aria-labelledby="alerts-link-title">
+        <h2 id="alerts-link-title">Alerts</h2>
+        <p className="muted">Every hour this device went over its limit.</p>
+        <p className="card-action">
+          <Link className="button" to={alertsPath(admin, deviceId)}>
+            Alert history
+          </Link>
+        </p>
+      </section>
+    </div>
+  );
 
   return (
     <>
@@ -121,44 +164,134 @@ function DeviceConsumption({
           <Link to="/admin/devices">‹ Devices</Link>
         </p>
       ) : null}
-      <ConsumptionHead title={name ? `Consumption · ${name}` : 'Consumption'} />
+      <ConsumptionHead
+        title={name ? `Consumption · ${name}` : 'Consumption'}
+        sub={day.view === 'month' ? 'Daily energy use of a device over one month.' : undefined}
+      />
 
       <div className="toolbar consumption-toolbar">
-        {!admin && devices.length > 0 ? (
-          <DevicePicker devices={devices} value={deviceId} day={day} />
-        ) : null}
-        <DayPicker date={day.date} max={day.today} onChange={(date) => day.show({ date })} />
+        {!admin && devices.length > 0 ? <DevicePicker devices={devices} value={deviceId} day={day} /> : null}
+        <ViewSwitch view={day.view} onChange={(view) => day.show({ view })} />
+        {day.view === 'month' ? (
+          <MonthPicker
+            month={month}
+            max={monthOf(day.today)}
+            onChange={(next) => day.show({ date: dayInMonth(day.date, next, day.today) })}
+          />
+        ) : (
+          <DayPicker date={day.date} max={day.today} onChange={(date) => day.show({ date })} />
+        )}
         <TimeZoneSelect value={day.tz} browserZone={day.browserZone} onChange={(tz) => day.show({ tz })} />
       </div>
 
-      {error ? (
+      {device.error ? (
         <LoadError
-          message={error.code === 'not_found' ? 'This device does not exist (any more).' : error.message}
-          onRetry={error.code === 'not_found' ? undefined : () => (device.error ? device.reload() : consumption.reload())}
+          message={device.error.code === 'not_found' ? 'This device does not exist (any more).' : device.error.message}
+          onRetry={device.error.code === 'not_found' ? undefined : device.reload}
         />
-      ) : null}
-      {!error && consumption.loading && !data ? <Loading label="Loading consumption…" /> : null}
-      {!error && data ? (
-        <div className={consumption.loading ? 'is-stale' : ''} aria-busy={consumption.loading}>
-          <DayView data={data} deviceName={name} />
-          <div className={measuredDay(data) ? 'grid-2 consumption-more' : 'consumption-more-empty'}>
-            {measuredDay(data) ? <HourTable data={data} /> : null}
-            <div className="side-stack">
-              <CsvExport key={deviceId} deviceId={deviceId} date={day.date} tz={day.tz} />
-              <section className="card" aria-labelledby="alerts-link-title">
-                <h2 id="alerts-link-title">Alerts</h2>
-                <p className="muted">Every hour this device went over its limit.</p>
-                <p className="card-action">
-                  <Link className="button" to={alertsPath(admin, deviceId)}>
-                    Alert history
-                  </Link>
-                </p>
-              </section>
-            </div>
-          </div>
-        </div>
-      ) : null}
+      ) : day.view === 'month' ? (
+        <MonthPanel
+          admin={admin}
+          deviceId={deviceId}
+          deviceName={name}
+          month={month}
+          tz={day.tz}
+          today={day.today}
+          onOpenDay={(date) => day.show({ date, view: 'day' })}
+          side={side}
+        />
+      ) : (
+        <DayPanel deviceId={deviceId} deviceName={name} date={day.date} tz={day.tz} side={side} />
+      )}
     </>
+  );
+}
+
+function DayPanel({
+  deviceId,
+  deviceName,
+  date,
+  tz,
+  side,
+}: {
+  deviceId: string;
+  deviceName: string;
+  date: string;
+  tz: string;
+  side: ReactNode;
+}) {
+  const consumption = useResource((signal) => api.consumption(deviceId, date, tz, { signal }), [deviceId, date, tz]);
+  const data = consumption.data;
+  const error = consumption.error;
+  if (error) {
+    return (
+      <LoadError
+        message={error.code === 'not_found' ? 'This device does not exist (any more).' : error.message}
+        onRetry={error.code === 'not_found' ? undefined : consumption.reload}
+      />
+    );
+  }
+  if (!data) return consumption.loading ? <Loading label="Loading consumption…" /> : null;
+  return (
+    <div className={consumption.loading ? 'is-stale' : ''} aria-busy={consumption.loading}>
+      <DayView data={data} deviceName={deviceName} />
+      <div className={measuredDay(data) ? 'grid-2 consumption-more' : 'consumption-more-empty'}>
+        {measuredDay(data) ? <HourTable data={data} /> : null}
+        {side}
+      </div>
+    </div>
+  );
+}
+
+function MonthPanel({
+  admin,
+  deviceId,
+  deviceName,
+  month,
+  tz,
+  today,
+  onOpenDay,
+  side,
+}: {
+  admin: boolean;
+  deviceId: string;
+  deviceName: string;
+  month: string;
+  tz: string;
+  today: string;
+  onOpenDay: (date: string) => void;
+  side: ReactNode;
+}) {
+  const { first, last } = monthDays(month);
+  const to = last < today ? last : today;
+  const started = first <= today;
+  const days = useResource(
+    (signal) => (started ? api.consumptionDays(deviceId, { from: first, to, tz }, { signal }) : Promise.resolve(null)),
+    [deviceId, first, to, tz, started],
+  );
+  const data = days.data;
+  if (!started) {
+    return <Empty title="This month has not started yet">Pick this month or an earlier one.</Empty>;
+  }
+  if (days.error) {
+    return (
+      <LoadError
+        message={days.error.code === 'not_found' ? 'This device does not exist (any more).' : days.error.message}
+        onRetry={days.error.code === 'not_found' ? undefined : days.reload}
+      />
+    );
+  }
+  if (!data) return days.loading ? <Loading label="Loading the month…" /> : null;
+  const measured = data.days.some((d) => d.kwh > 0);
+  return (
+    <div className={days.loading ? 'is-stale' : ''} aria-busy={days.loading}>
+      {/* The month of the data shown: while the next month loads, the last one stays (dimmed). */}
+      <MonthView data={data} month={monthOf(data.from)} deviceName={deviceName} onOpenDay={onOpenDay} />
+      <div className={measured ? 'grid-2 consumption-more' : 'consumption-more-empty'}>
+        {measured ? <DayTable data={data} admin={admin} deviceId={deviceId} /> : null}
+        {side}
+      </div>
+    </div>
   );
 }
 
@@ -235,6 +368,7 @@ function DayView({ data, deviceName }: { data: DayConsumption; deviceName: strin
             hours={data.hours.map((h, i) => ({ label: labels[i], kwh: h.kwh }))}
             limit={data.limit_kwh}
             label={summary}
+            date={data.date}
           />
         ) : (
           <Empty title="No readings for this day">
@@ -248,7 +382,6 @@ function DayView({ data, deviceName }: { data: DayConsumption; deviceName: strin
 
 function HourTable({ data }: { data: DayConsumption }) {
   const labels = hourLabels(data.hours.map((h) => h.start));
-  const share = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 0 });
   return (
     <section className="card card-flush" aria-labelledby="table-title">
       <h2 id="table-title" className="card-flush-title">
@@ -289,6 +422,120 @@ function HourTable({ data }: { data: DayConsumption }) {
                 </tr>
               );
             })}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+/** The month's chart and figures, or the empty state when nothing was measured. */
+function MonthView({
+  data,
+  month,
+  deviceName,
+  onOpenDay,
+}: {
+  data: DaysConsumption;
+  month: string;
+  deviceName: string;
+  onOpenDay: (date: string) => void;
+}) {
+  const measured = data.days.some((d) => d.kwh > 0);
+  const withReadings = data.days.filter((d) => d.kwh > 0).length;
+  const peak = measured && data.peak ? data.peak : null;
+  const monthText = formatMonth(month);
+  const through = data.to < monthDays(month).last ? ` (through ${formatDayShort(data.to)})` : '';
+  const summary =
+    `Daily consumption${deviceName ? ` of ${deviceName}` : ''} in ${monthText}${through} (${data.tz}): ` +
+    `${data.days.length} days, total ${formatKwh(data.total_kwh)}` +
+    (peak ? `, peak ${formatKwh(peak.kwh)} on ${formatDay(peak.date)}.` : '.');
+  return (
+    <>
+      <dl className="stats" aria-label="The month in figures">
+        <div className="stat">
+          <dt>Total</dt>
+          <dd data-testid="stat-total">{formatKwh(data.total_kwh)}</dd>
+          <span className="stat-note">
+            {monthText}
+            {through} · {zoneLabel(data.tz)}
+          </span>
+        </div>
+        <div className="stat">
+          <dt>Average</dt>
+          <dd data-testid="stat-average">{formatKwh(data.average_kwh)}</dd>
+          <span className="stat-note">per day, over {data.days.length === 1 ? '1 day' : `${data.days.length} days`}</span>
+        </div>
+        <div className="stat">
+          <dt>Peak day</dt>
+          <dd data-testid="stat-peak">{peak ? formatKwh(peak.kwh) : '—'}</dd>
+          <span className="stat-note">{peak ? `on ${formatDayShort(peak.date)}` : 'no readings'}</span>
+        </div>
+        <div className="stat">
+          <dt>Days with readings</dt>
+          <dd data-testid="stat-days">{withReadings}</dd>
+          <span className="stat-note">of {data.days.length}</span>
+        </div>
+      </dl>
+      <section className="card chart-card" aria-labelledby="chart-title">
+        <div className="card-title-row">
+          <h2 id="chart-title">Daily consumption</h2>
+          <span className="muted small">{monthText}</span>
+        </div>
+        {measured ? (
+          <DailyChart
+            days={data.days.map((d) => ({ date: d.date, kwh: d.kwh, title: `${formatDayShort(d.date)}: ${formatKwh(d.kwh)}` }))}
+            month={month}
+            label={summary}
+            peak={peak?.date}
+            onOpenDay={onOpenDay}
+          />
+        ) : (
+          <Empty title="No readings in this month">
+            This device sent no readings in {monthText}. Pick another month, or check that the meter is sending.
+          </Empty>
+        )}
+      </section>
+    </>
+  );
+}
+
+function DayTable({ data, admin, deviceId }: { data: DaysConsumption; admin: boolean; deviceId: string }) {
+  return (
+    <section className="card card-flush" aria-labelledby="table-title">
+      <h2 id="table-title" className="card-flush-title">
+        Day by day
+      </h2>
+      <div className="table-wrap table-wrap-flat">
+        <table className="table table-compact">
+          <caption className="visually-hidden">Consumption per day from {data.from} to {data.to}</caption>
+          <thead>
+            <tr>
+              <th scope="col">Day</th>
+              <th scope="col" className="num-head">
+                Energy
+              </th>
+              <th scope="col" className="num-head">
+                Of the month
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {data.days.map((day) => (
+              <tr key={day.date} className={data.peak?.date === day.date && day.kwh > 0 ? 'row-peak' : undefined}>
+                <td data-label="Day">
+                  <Link to={consumptionPath(admin, deviceId, { date: day.date, tz: data.tz })} aria-label={`${formatDay(day.date)}: open the day`}>
+                    {formatDayShort(day.date)}
+                  </Link>
+                </td>
+                <td data-label="Energy" className="num">
+                  {formatKwh(day.kwh)}
+                </td>
+                <td data-label="Of the month" className="num">
+                  {data.total_kwh > 0 ? share.format(day.kwh / data.total_kwh) : '—'}
+                </td>
+              </tr>
+            ))}
           </tbody>
         </table>
       </div>

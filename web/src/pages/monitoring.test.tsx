@@ -1,6 +1,6 @@
-// The customer's consumption, alerts and assistant pages against a fake API: the day in the
-// address is asked for in the chosen zone, the figures and bars follow the answer, an empty day
-// says so, alerts show their local hour, and the assistant shows where an answer came from.
+// The customer's consumption and alerts pages against a fake API: the day in the address is asked
+// for in the chosen zone, the figures and bars follow the answer, an empty day says so, alerts
+// show their local hour. (The assistant is a chat conversation now: chat.test.tsx.)
 import { fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import { fakeFetch, jsonResponse, renderApp, session } from '../test/helpers';
@@ -83,6 +83,89 @@ describe('consumption page', () => {
   });
 });
 
+function monthAnswer(kwh: number[], month = '2026-10', to?: string) {
+  const days = kwh.map((v, i) => ({ date: `${month}-${String(i + 1).padStart(2, '0')}`, kwh: v }));
+  const total = kwh.reduce((a, b) => a + b, 0);
+  const peak = days.reduce((p, d) => (d.kwh > p.kwh ? d : p), days[0]);
+  return { device_id: DEVICE, from: `${month}-01`, to: to ?? days.at(-1)?.date, tz: 'Europe/Bucharest', unit: 'kWh', days, total_kwh: total, average_kwh: total / days.length, peak, limit_kwh: 2 };
+}
+
+describe('consumption page, month view', () => {
+  const octoberKwh = Array.from({ length: 31 }, (_, i) => (i === 9 ? 30 : i < 20 ? 12 : 0));
+
+  it('switches from the day to its month: one bar per day, total, average and peak, and the daily table', async () => {
+    const fetchMock = fakeFetch(deviceRoutes, (url) => {
+      if (url.startsWith(`/api/consumption/${DEVICE}/days?`)) return jsonResponse(200, monthAnswer(octoberKwh));
+      if (url.startsWith(`/api/consumption/${DEVICE}?`)) return jsonResponse(200, dayAnswer(new Array(24).fill(0.5), '2026-10-14'));
+      return undefined;
+    });
+    renderApp(`/consumption/${DEVICE}?date=2026-10-14&tz=Europe%2FBucharest`, session('client'));
+    await screen.findByRole('img', { name: /Hourly consumption of Heat pump/ });
+    expect(screen.getByRole('button', { name: 'Day' }).getAttribute('aria-pressed')).toBe('true');
+
+    fireEvent.click(screen.getByRole('button', { name: 'Month' }));
+    const chart = await screen.findByRole('img', { name: /Daily consumption of Heat pump in October 2026/ });
+    expect(
+      fetchMock.mock.calls.some(
+        ([url]) => String(url) === `/api/consumption/${DEVICE}/days?from=2026-10-01&to=2026-10-31&tz=Europe%2FBucharest`,
+      ),
+    ).toBe(true);
+    expect(screen.getByRole('button', { name: 'Month' }).getAttribute('aria-pressed')).toBe('true');
+    expect(chart.getAttribute('data-month')).toBe('2026-10');
+    expect(chart.querySelectorAll('rect.chart-bar')).toHaveLength(31);
+    expect(chart.querySelectorAll('rect.chart-bar-peak')).toHaveLength(1);
+    expect(screen.getByTestId('stat-total').textContent).toBe('258 kWh');
+    expect(screen.getByTestId('stat-average').textContent).toBe('8.323 kWh');
+    expect(screen.getByTestId('stat-peak').textContent).toBe('30 kWh');
+    expect(screen.getByTestId('stat-days').textContent).toBe('20');
+    expect((screen.getByLabelText('Month') as HTMLInputElement).value).toBe('2026-10');
+    const rows = within(screen.getByRole('table')).getAllByRole('row');
+    expect(rows).toHaveLength(32);
+    expect(rows[10].className).toBe('row-peak');
+    expect(within(rows[10]).getByRole('link').getAttribute('href')).toBe(`/consumption/${DEVICE}?date=2026-10-10&tz=Europe%2FBucharest`);
+    expect(screen.getByTestId('location').textContent).toBe(`/consumption/${DEVICE}`);
+  });
+
+  it('opens a day from its bar, and moves by month', async () => {
+    const fetchMock = fakeFetch(deviceRoutes, (url) => {
+      if (url.startsWith(`/api/consumption/${DEVICE}/days?from=2026-09-01`)) return jsonResponse(200, monthAnswer(new Array(30).fill(1), '2026-09'));
+      if (url.startsWith(`/api/consumption/${DEVICE}/days?`)) return jsonResponse(200, monthAnswer(octoberKwh));
+      if (url.startsWith(`/api/consumption/${DEVICE}?`)) return jsonResponse(200, dayAnswer(new Array(24).fill(0.5), '2026-10-10'));
+      return undefined;
+    });
+    renderApp(`/consumption/${DEVICE}?date=2026-10-31&tz=Europe%2FBucharest&view=month`, session('client'));
+    const chart = await screen.findByRole('img', { name: /Daily consumption/ });
+    fireEvent.click(screen.getByRole('button', { name: 'Previous month' }));
+    await waitFor(() => expect(screen.getByRole('img', { name: /Daily consumption/ }).getAttribute('data-month')).toBe('2026-09'));
+    expect(screen.getByTestId('stat-total').textContent).toBe('30 kWh');
+    // 31 October has no 31 September: the last day of September is kept.
+    fireEvent.click(screen.getByRole('button', { name: 'Next month' }));
+    await waitFor(() => expect(screen.getByRole('img', { name: /Daily consumption/ }).getAttribute('data-month')).toBe('2026-10'));
+    expect(fetchMock.mock.calls.filter(([url]) => String(url).includes('/days?from=2026-10-01')).length).toBeGreaterThan(1);
+
+    const bar = screen.getByRole('img', { name: /Daily consumption/ }).querySelector('[data-date="2026-10-10"]') as Element;
+    fireEvent.click(bar);
+    const day = await screen.findByRole('img', { name: /Hourly consumption of Heat pump/ });
+    expect(day.getAttribute('data-date')).toBe('2026-10-10');
+    expect(screen.getByRole('button', { name: 'Day' }).getAttribute('aria-pressed')).toBe('true');
+    expect((screen.getByLabelText('Day') as HTMLInputElement).value).toBe('2026-10-10');
+    expect(chart.isConnected).toBe(false);
+  });
+
+  it('asks only up to today in the current month, and says so when nothing was measured', async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const month = today.slice(0, 7);
+    const fetchMock = fakeFetch(deviceRoutes, (url) =>
+      url.startsWith(`/api/consumption/${DEVICE}/days?`) ? jsonResponse(200, monthAnswer(new Array(Number(today.slice(8))).fill(0), month, today)) : undefined,
+    );
+    renderApp(`/consumption/${DEVICE}?date=${today}&tz=UTC&view=month`, session('client'));
+    expect(await screen.findByText('No readings in this month')).toBeTruthy();
+    expect(fetchMock.mock.calls.some(([url]) => String(url) === `/api/consumption/${DEVICE}/days?from=${month}-01&to=${today}&tz=UTC`)).toBe(true);
+    expect((screen.getByRole('button', { name: 'Next month' }) as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByTestId('stat-peak').textContent).toBe('—');
+  });
+});
+
 describe('alerts page', () => {
   it('lists each alert with its device, local hour, total and limit', async () => {
     fakeFetch(deviceRoutes, (url) =>
@@ -104,32 +187,5 @@ describe('alerts page', () => {
     expect(within(row).getByRole('link').getAttribute('href')).toBe(
       `/consumption/${DEVICE}?date=2026-11-26&tz=Europe%2FBucharest`,
     );
-  });
-});
-
-describe('assistant page', () => {
-  it('sends the question with the time zone and shows the reply and its source', async () => {
-    const fetchMock = fakeFetch((url) =>
-      url === '/api/support/messages'
-        ? jsonResponse(200, { reply: 'Yesterday your 1 device(s) used 13.75 kWh in total.', source: 'rule', rule: 'usage_yesterday' })
-        : undefined,
-    );
-    renderApp('/assistant', session('client'));
-    fireEvent.change(await screen.findByLabelText('Your question'), { target: { value: 'how much did I use yesterday?' } });
-    fireEvent.click(screen.getByRole('button', { name: 'Send' }));
-    expect(await screen.findByText('Yesterday your 1 device(s) used 13.75 kWh in total.')).toBeTruthy();
-    expect(screen.getByTestId('answer-source').textContent).toBe('Rule · usage yesterday');
-    const body = JSON.parse(String(fetchMock.mock.calls[0][1]?.body));
-    expect(body.text).toBe('how much did I use yesterday?');
-    expect(typeof body.tz).toBe('string');
-    expect(body.tz.length).toBeGreaterThan(0);
-  });
-
-  it('sends nothing for an empty question', async () => {
-    const fetchMock = fakeFetch();
-    renderApp('/assistant', session('client'));
-    fireEvent.click(await screen.findByRole('button', { name: 'Send' }));
-    expect(screen.getByText('Write a question first.')).toBeTruthy();
-    expect(fetchMock).not.toHaveBeenCalled();
   });
 });

@@ -1,35 +1,14 @@
 // The administrators' chat: an inbox of every customer's conversation (newest first, with the
 // messages nobody on the team has seen yet and the last message), and one conversation opened from
 // it at /admin/chat/:id. Both follow the live connection; the list reloads after a reconnect.
-import { useEffect, useState } from 'react';
+// The administrator's own conversation with the assistant sits at the top, at /admin/chat/assistant.
 import { Link, useParams } from 'react-router-dom';
-import { isAbort } from '../../api';
 import { ChatView, messageTime } from '../../components/ChatView';
 import { Empty, LoadError, Loading } from '../../components/States';
 import { usePageTitle } from '../../hooks/misc';
 import { useLive } from '../../live/LiveContext';
-import type { ConversationSummary } from '../../live/state';
-
-/** Loads the conversation list on open and after each reconnect; returns the load state. */
-function useConversations() {
-  const { state, loadConversations } = useLive();
-  const [loaded, setLoaded] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [attempt, setAttempt] = useState(0);
-  const connected = state.status === 'open';
-  useEffect(() => {
-    const controller = new AbortController();
-    setError(null);
-    loadConversations(controller.signal).then(
-      () => setLoaded(true),
-      (reason: unknown) => {
-        if (!isAbort(reason) && !controller.signal.aborted) setError(reason instanceof Error ? reason.message : String(reason));
-      },
-    );
-    return () => controller.abort();
-  }, [loadConversations, connected, attempt]);
-  return { loaded, error, retry: () => setAttempt((n) => n + 1) };
-}
+import { ASSISTANT, type ConversationSummary } from '../../live/state';
+import { useConversations } from '../../live/useConversations';
 
 /** Unread count of a conversation: the summary's, or more if unseen messages arrived since. */
 export function unreadOf(summary: ConversationSummary, messages: { sender_role: string; seen_at: number | null }[] = []): number {
@@ -41,7 +20,10 @@ export function Inbox() {
   usePageTitle('Chat');
   const { state } = useLive();
   const { loaded, error, retry } = useConversations();
-  const items = Object.values(state.conversations).sort(
+  const assistantLast = state.conversations[ASSISTANT]?.last_message ?? state.messages[ASSISTANT]?.at(-1) ?? null;
+  const items = Object.values(state.conversations)
+    .filter((c) => c.conversation !== ASSISTANT)
+    .sort(
     (a, b) => (b.last_message?.created_at ?? 0) - (a.last_message?.created_at ?? 0),
   );
   const online = (id: string) => state.presence[id]?.online ?? false;
@@ -54,6 +36,17 @@ export function Inbox() {
           <p className="page-sub">Every customer’s conversation with the administrators. Any administrator may answer.</p>
         </div>
       </div>
+      <ul className="card inbox inbox-pinned" aria-label="Assistant">
+        <li>
+          <Link to="/admin/chat/assistant" className="inbox-item" data-testid="inbox-assistant">
+            <span className="presence-dot presence-dot-online" aria-hidden="true" />
+            <span className="inbox-main">
+              <span className="inbox-name">Assistant</span>
+              <span className="inbox-last muted">{assistantLast ? assistantLast.text : 'Your own questions to the support assistant'}</span>
+            </span>
+          </Link>
+        </li>
+      </ul>
       {error ? <LoadError message={error} onRetry={retry} /> : null}
       {!loaded && !error ? <Loading label="Loading conversations…" /> : null}
       {loaded && items.length === 0 ? (
@@ -102,9 +95,30 @@ export function Inbox() {
 
 export function AdminConversation() {
   const { id = '' } = useParams();
+  return id === ASSISTANT ? <AdminAssistant /> : <ClientConversation id={id} />;
+}
+
+function AdminAssistant() {
+  usePageTitle('Assistant');
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <Link to="/admin/chat" className="back-link">
+            ← All conversations
+          </Link>
+          <h1>Assistant</h1>
+        </div>
+      </div>
+      <ChatView peer={{ kind: 'assistant' }} />
+    </>
+  );
+}
+
+function ClientConversation({ id }: { id: string }) {
   const { state } = useLive();
   const { loaded, error, retry } = useConversations();
-  const summary = Object.values(state.conversations).find((c) => c.client.id === id) ?? null;
+  const summary = Object.values(state.conversations).find((c) => c.conversation !== ASSISTANT && c.client.id === id) ?? null;
   const name = summary?.client.username ?? '';
   usePageTitle(name ? `Chat with ${name}` : 'Chat');
 
@@ -121,7 +135,7 @@ export function AdminConversation() {
       {error ? <LoadError message={error} onRetry={retry} /> : null}
       {!loaded && !error ? <Loading label="Loading conversation…" /> : null}
       {loaded && !summary ? <Empty title="No such conversation">This customer has not written yet, or does not exist.</Empty> : null}
-      {summary ? <ChatView key={summary.conversation} conversation={summary.conversation} client={summary.client} /> : null}
+      {summary ? <ChatView key={summary.conversation} peer={{ kind: 'client', id: summary.client.id, username: summary.client.username }} /> : null}
     </>
   );
 }
