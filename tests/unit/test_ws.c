@@ -647,7 +647,7 @@ static void test_assistant_queue_is_bounded(void **state) {
     ws_role *w = fx->r[0].state;
     int queued = 0, refused = 0;
     for (int i = 0; i < 300; i++) {
-        ems_rc rc = ws_assistant_ask(w->assistant, client1.id, tok_client1, "hello");
+        ems_rc rc = ws_assistant_ask(w->assistant, client1.id, tok_client1, "hello", NULL);
         if (rc == EMS_OK) queued++;
         else if (rc == EMS_RATE_LIMITED) refused++;
     }

@@ -313,6 +313,23 @@ def flood_is_closed():
 
 
 @test
+def assistant_answers_in_the_askers_time_zone():
+    # a device of the asker's, so that "yesterday" has an answer with its date and zone
+    st, d = http("POST", "/api/devices", {"name": "tz meter", "max_hourly_kwh": 5, "owner_id": F.a.id},
+                 token=F.admin.token)
+    assert st == 201, (st, d)
+    c = F.a.ws()
+    c.send_json({"type": "chat.send", "to": "assistant", "text": "how much did I use yesterday?",
+                 "tz": "Pacific/Kiritimati"})
+    r = c.expect("chat.message", 15, where=lambda m: m["sender_id"] == "assistant")
+    assert r["rule"] == "usage_yesterday" and "Pacific/Kiritimati" in r["text"], r
+    c.send_json({"type": "chat.send", "to": "assistant", "text": "hello", "tz": "Mars/Olympus; drop"})
+    e = c.expect("error")
+    assert e["code"] == "bad_request" and "tz" in e["message"], e
+    c.close()
+
+
+@test
 def assistant_answers_in_chat_from_rules():
     a1, a2 = F.a.ws(), F.a.ws()
     adm = F.admin.ws()

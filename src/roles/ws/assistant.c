@@ -30,6 +30,7 @@ typedef struct question {
     char user[EMS_ID_LEN];
     char *token;
     char *text;
+    char tz[65]; /* the asker's zone, or "" for support's default */
 } question;
 
 struct ws_assistant {
@@ -74,6 +75,7 @@ static void ask(ws_assistant *a, const question *q) {
     long status = 0;
     const char *reply = SORRY_UNREACHABLE, *source = "unavailable", *rule = NULL;
     json_t *in = json_pack("{s:s}", "text", q->text), *out = NULL;
+    if (in && q->tz[0]) json_object_set_new(in, "tz", json_string(q->tz));
     support_base(a, base, sizeof base);
     if (!base[0] || !q->token || !in || !(body = json_dumps(in, JSON_COMPACT))) {
         snprintf(why, sizeof why, "%s", !base[0] ? "no support_service_host" : !q->token ? "no token" : "out of memory");
@@ -142,11 +144,12 @@ ems_rc ws_assistant_start(ws_role *w, ws_assistant **out) {
     return EMS_OK;
 }
 
-ems_rc ws_assistant_ask(ws_assistant *a, const char *user, const char *token, const char *text) {
+ems_rc ws_assistant_ask(ws_assistant *a, const char *user, const char *token, const char *text, const char *tz) {
     question *q = calloc(1, sizeof *q);
     ems_rc rc = EMS_NOMEM;
     if (q && (q->text = strdup(text)) && (!token || (q->token = strdup(token)))) {
         snprintf(q->user, sizeof q->user, "%s", user);
+        snprintf(q->tz, sizeof q->tz, "%s", tz ? tz : "");
         pthread_mutex_lock(&a->lock);
         rc = EMS_RATE_LIMITED;
         if (a->queued < QUEUE_MAX && !a->stopping) {

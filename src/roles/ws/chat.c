@@ -13,7 +13,8 @@
  * assistant are in it (administrators do not see it).
  *
  * Client messages (JSON text frames, each with a "type"):
- *   chat.send          {to?, text}            stored, then to the conversation
+ *   chat.send          {to?, text, tz?}       stored, then to the conversation (tz: the
+ *                                             assistant's "yesterday" is in that zone)
  *                      {to:"assistant", text} stored, to the user, and asked (assistant.c)
  *   chat.typing        {to?}                  relayed, not stored
  *   chat.seen          {conversation?, up_to} stored, then relayed
@@ -150,17 +151,35 @@ void ws_chat_assistant_reply(ws_role *w, const char *user, const char *text, con
     ems_store_put(w->env->store, db);
 }
 
+/*
+ * The shape of an IANA zone name ("Area/City", "UTC", "Etc/GMT+5"): support
+ * checks that the zone exists; this keeps anything else out of its request.
+ */
+static int zone_name_ok(const char *tz) {
+    size_t n = strlen(tz);
+    if (n == 0 || n > 64) return 0;
+    for (const char *p = tz; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '/' ||
+              *p == '_' || *p == '-' || *p == '+'))
+            return 0;
+    return 1;
+}
+
 static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
                       const char **why) {
-    const char *to = NULL;
+    const char *to = NULL, *tz = NULL;
     json_t *text = NULL;
     char conv[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
-    if (json_unpack(in, "{s:s, s?:s, s:o !}", "type", &(const char *){0}, "to", &to, "text", &text)) {
-        *why = "chat.send takes {to?, text}";
+    if (json_unpack(in, "{s:s, s?:s, s:o, s?:s !}", "type", &(const char *){0}, "to", &to, "text", &text, "tz", &tz)) {
+        *why = "chat.send takes {to?, text, tz?}";
         return EMS_BAD_REQUEST;
     }
     if (!text_ok(text)) {
         *why = "text must be 1-4000 bytes of text";
+        return EMS_BAD_REQUEST;
+    }
+    if (tz && !zone_name_ok(tz)) {
+        *why = "tz must be an IANA time zone such as Europe/Bucharest";
         return EMS_BAD_REQUEST;
     }
     int to_assistant = to && strcmp(to, WS_ASSISTANT) == 0;
@@ -186,7 +205,7 @@ static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const ch
          * from a worker, or now, on this thread's db handle, when none can take it.
          */
         ws_dispatch(w, WS_TO_USER, who->id, NULL, msg);
-        if (ws_assistant_ask(w->assistant, who->id, token, json_string_value(text)) != EMS_OK)
+        if (ws_assistant_ask(w->assistant, who->id, token, json_string_value(text), tz) != EMS_OK)
             assistant_reply(w, db, who->id, WS_ASSISTANT_BUSY, "unavailable", NULL);
     } else {
         ws_dispatch(w, WS_TO_CONVERSATION, conv, NULL, msg);

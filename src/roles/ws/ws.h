@@ -115,11 +115,12 @@ ems_rc ws_messages(ems_req *req, ems_resp *resp, void *ctx);
  */
 ems_rc ws_assistant_start(ws_role *w, ws_assistant **out);
 /*
- * Queues a question from `user` (asked with `token`); the answer comes later
+ * Queues a question from `user` (asked with `token`, in time zone `tz`, NULL
+ * for support's default); the answer comes later
  * as a chat message.  EMS_RATE_LIMITED when the queue is full (or EMS_NOMEM):
  * then nothing will answer, and the caller answers WS_ASSISTANT_BUSY.
  */
-ems_rc ws_assistant_ask(ws_assistant *a, const char *user, const char *token, const char *text);
+ems_rc ws_assistant_ask(ws_assistant *a, const char *user, const char *token, const char *text, const char *tz);
 void ws_assistant_stop(ws_assistant *a); /* accepts NULL; waits for the questions being asked */
 
 /* ---- tokens.c: is a verified token still good for its account? ---- */

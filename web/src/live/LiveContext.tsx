@@ -3,6 +3,7 @@
 // socket when the session ends. Pages read the state with useLive() and send frames through it.
 import { createContext, useCallback, useContext, useEffect, useMemo, useReducer, useRef, type ReactNode } from 'react';
 import { api } from '../api';
+import { browserTimeZone } from '../time';
 import { absoluteWsUrl, LiveSocket, type Frame } from './socket';
 import { initialLiveState, liveReducer, TYPING_TTL_MS, type LiveState } from './state';
 
@@ -82,7 +83,13 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
   }, []);
   const sendChatAs = useCallback((key: number, conversation: string, text: string, to?: string) => {
     const socket = socketRef.current;
-    const frame: Frame = to !== undefined ? { type: 'chat.send', to, text } : { type: 'chat.send', text };
+    // The assistant answers "yesterday" in the asker's zone: the browser's, as on the consumption page.
+    const frame: Frame =
+      to === 'assistant'
+        ? { type: 'chat.send', to, text, tz: browserTimeZone() }
+        : to !== undefined
+          ? { type: 'chat.send', to, text }
+          : { type: 'chat.send', text };
     let pings = 0;
     if (socket && socket.currentStatus === 'open') {
       // A ping first when other frames went out since the last one, so that their errors are told

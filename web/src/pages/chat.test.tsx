@@ -5,6 +5,7 @@
 import { act, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fakeFetch, jsonResponse, renderApp, session } from '../test/helpers';
+import { browserTimeZone } from '../time';
 
 class FakeWebSocket {
   static instances: FakeWebSocket[] = [];
@@ -92,7 +93,11 @@ describe('the assistant in the chat', () => {
 
     fireEvent.change(screen.getByLabelText('Your question'), { target: { value: 'What is a kWh?' } });
     fireEvent.click(screen.getByRole('button', { name: 'Send' }));
-    expect(socket.sent).toEqual([{ type: 'chat.send', to: 'assistant', text: 'What is a kWh?' }, { type: 'ping' }]);
+    // The question carries the browser's zone, so that the assistant's "yesterday" is the asker's.
+    expect(socket.sent).toEqual([
+      { type: 'chat.send', to: 'assistant', text: 'What is a kWh?', tz: browserTimeZone() },
+      { type: 'ping' },
+    ]);
     expect(screen.getByTestId('message-sending').textContent).toContain('What is a kWh?');
 
     act(() => {
