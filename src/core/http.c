@@ -46,6 +46,7 @@
 #include "metrics.h"
 
 #define MAX_GROUPS 32          /* route tables: one per role is the norm */
+#define MAX_RAW 8              /* handlers registered with ems_http_raw_body */
 #define MAX_READY 32           /* readiness checks */
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_MAX_HEADER (16u << 10)
@@ -89,6 +90,8 @@ struct ems_http {
     pthread_mutex_t lock; /* serializes registrations and guards start_err */
     route_group groups[MAX_GROUPS];
     _Atomic size_t ngroups;
+    ems_handler raw[MAX_RAW]; /* handlers that take their body unparsed */
+    _Atomic size_t nraw;
     ready_entry ready[MAX_READY];
     _Atomic size_t nready;
     _Atomic(token_hook *) hook;
@@ -733,6 +736,13 @@ static int is_json_type(const char *type) {
     return strncasecmp(type, "application/json", 16) == 0 && (type[16] == '\0' || type[16] == ';' || type[16] == ' ');
 }
 
+static int wants_raw(ems_http *h, ems_handler fn) {
+    size_t n = atomic_load_explicit(&h->nraw, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        if (h->raw[i] == fn) return 1;
+    return 0;
+}
+
 static enum MHD_Result finish(http_req *q) {
     if (q->too_large)
         return reply_errorf(q, EMS_TOO_LARGE, "request body exceeds %zu bytes", q->h->max_body);
@@ -740,14 +750,21 @@ static enum MHD_Result finish(http_req *q) {
     if (q->body_len && method_has_json_body(q->req.method)) {
         if (!is_json_type(header(q, MHD_HTTP_HEADER_CONTENT_TYPE)))
             return reply_error(q, EMS_UNSUPPORTED, "expected Content-Type: application/json", NULL);
-        json_error_t err;
-        q->req.body = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &err);
-        if (!q->req.body)
-            return reply_errorf(q, EMS_BAD_REQUEST, "invalid JSON: %s at line %d, column %d", err.text, err.line,
-                                err.column);
+        if (wants_raw(q->h, q->route->handler)) {
+            q->req.raw_body = q->body; /* freed with the request */
+            q->req.raw_len = q->body_len;
+        } else {
+            json_error_t err;
+            q->req.body = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &err);
+            if (!q->req.body)
+                return reply_errorf(q, EMS_BAD_REQUEST, "invalid JSON: %s at line %d, column %d", err.text, err.line,
+                                    err.column);
+        }
     }
-    free(q->body);
-    q->body = NULL;
+    if (!q->req.raw_body) {
+        free(q->body);
+        q->body = NULL;
+    }
 
     ems_resp resp = {0};
     ems_rc rc = q->route->handler(&q->req, &resp, q->route_ctx);
@@ -945,6 +962,21 @@ ems_http *ems_http_new(const ems_http_opts *opts) {
         return NULL;
     }
     return h;
+}
+
+ems_rc ems_http_raw_body(ems_http *h, ems_handler fn) {
+    ems_rc rc = EMS_OK;
+    pthread_mutex_lock(&h->lock);
+    size_t n = atomic_load_explicit(&h->nraw, memory_order_relaxed);
+    if (n == MAX_RAW) {
+        ems_log(EMS_LOG_ERROR, "http.raw_full", "max=%d", MAX_RAW);
+        rc = EMS_INTERNAL;
+    } else {
+        h->raw[n] = fn;
+        atomic_store_explicit(&h->nraw, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
 }
 
 ems_rc ems_http_routes(ems_http *h, const ems_route *routes, size_t n, void *ctx) {

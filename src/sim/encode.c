@@ -40,11 +40,33 @@ void sim_buf_free(sim_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* The decimal digits of v at p (no NUL); returns the end. */
+static char *put_u64(char *p, uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+/* Written by hand, not with snprintf: a backfill formats hundreds of thousands a second. */
 size_t sim_format_kwh(int64_t micro, char *buf, size_t cap) {
-    uint64_t m = micro < 0 ? (uint64_t)0 - (uint64_t)micro : (uint64_t)micro;
-    int n = snprintf(buf, cap, "%s%llu.%06llu", micro < 0 ? "-" : "", (unsigned long long)(m / 1000000),
-                     (unsigned long long)(m % 1000000));
-    return n < 0 ? 0 : (size_t)n;
+    uint64_t m = micro < 0 ? (uint64_t)0 - (uint64_t)micro : (uint64_t)micro, frac = m % 1000000;
+    char tmp[32], *p = tmp; /* "-" + 14 digits + "." + 6 at most */
+    if (micro < 0) *p++ = '-';
+    p = put_u64(p, m / 1000000);
+    *p++ = '.';
+    for (uint64_t div = 100000; div; div /= 10) *p++ = (char)('0' + frac / div % 10);
+    size_t n = (size_t)(p - tmp);
+    if (cap) {
+        size_t keep = n < cap ? n : cap - 1;
+        memcpy(buf, tmp, keep);
+        buf[keep] = '\0';
+    }
+    return n;
 }
 
 /* The timestamp as a JSON value: a number, or a quoted ISO-8601 string. */
@@ -54,6 +76,8 @@ static void format_ts(int64_t ms, int iso, char *buf, size_t cap) {
         size_t n = sim_iso_utc(ms, buf + 1, cap - 2);
         buf[n + 1] = '"';
         buf[n + 2] = '\0';
+    } else if (ms >= 0 && cap > 20) {
+        *put_u64(buf, (uint64_t)ms) = '\0';
     } else {
         snprintf(buf, cap, "%lld", (long long)ms);
     }
@@ -65,26 +89,49 @@ static const char *const keys[][3] = {
     [EMS_SIM_FORMAT_ORIGINAL] = {"timestamp", "deviceId", "value"},
 };
 
+/* Order of the fields per format, as indexes into keys[fmt] (and the values). */
+static const int field_order[][3] = {
+    [EMS_SIM_FORMAT_SEED] = {0, 1, 2},
+    [EMS_SIM_FORMAT_ORIGINAL] = {1, 0, 2},
+};
+
+/* Appends "key":value at p (value a ready-made JSON value); returns the end. */
+static char *put_field(char *p, const char *key, const char *value) {
+    size_t k = strlen(key), v = strlen(value);
+    *p++ = '"';
+    memcpy(p, key, k);
+    p += k;
+    *p++ = '"';
+    *p++ = ':';
+    memcpy(p, value, v);
+    return p + v;
+}
+
 /* Writes {"<ts key>":<ts>,"<dev key>":<dev>,"<value key>":<value>} from ready-made JSON values. */
 static ems_rc put_object(sim_buf *b, ems_sim_format fmt, const char *ts, const char *dev, const char *value) {
-    const char *const *k = keys[fmt];
-    int n;
+    const char *const values[3] = {ts, dev, value};
     if (sim_buf_reserve(b, READING_MAX + strlen(ts) + strlen(dev) + strlen(value)) != EMS_OK) return EMS_NOMEM;
-    if (fmt == EMS_SIM_FORMAT_ORIGINAL)
-        n = snprintf(b->p + b->len, b->cap - b->len, "{\"%s\":%s,\"%s\":%s,\"%s\":%s}", k[1], dev, k[0], ts, k[2],
-                     value);
-    else
-        n = snprintf(b->p + b->len, b->cap - b->len, "{\"%s\":%s,\"%s\":%s,\"%s\":%s}", k[0], ts, k[1], dev, k[2],
-                     value);
-    if (n < 0) return EMS_INTERNAL;
-    b->len += (size_t)n;
+    char *p = b->p + b->len;
+    for (int i = 0; i < 3; i++) {
+        int f = field_order[fmt][i];
+        *p++ = i ? ',' : '{';
+        p = put_field(p, keys[fmt][f], values[f]);
+    }
+    *p++ = '}';
+    *p = '\0';
+    b->len = (size_t)(p - b->p);
     return EMS_OK;
 }
 
 ems_rc sim_encode_reading(sim_buf *b, const sim_reading *r, ems_sim_format fmt, int iso) {
     char ts[48], dev[48], value[32];
+    size_t id = strlen(r->device_id);
     format_ts(r->ts_ms, iso, ts, sizeof ts);
-    snprintf(dev, sizeof dev, "\"%s\"", r->device_id);
+    if (id > sizeof dev - 3) id = sizeof dev - 3;
+    dev[0] = '"';
+    memcpy(dev + 1, r->device_id, id);
+    dev[id + 1] = '"';
+    dev[id + 2] = '\0';
     sim_format_kwh(r->micro, value, sizeof value);
     return put_object(b, fmt, ts, dev, value);
 }

@@ -7,7 +7,8 @@
  * late readings and redelivered batches; checks one alert per device and
  * hour, dead letters for unknown devices and malformed messages, the read
  * API's authorization and a DST day in a real zone, and the balancer's
- * rendezvous hash.  The devices role runs beside them (its own SQLite
+ * rendezvous hash.  The byte parser of readings is held to nasty bodies and
+ * to the jansson path's verdicts on thousands of randomly edited ones.  The devices role runs beside them (its own SQLite
  * file), so that an alert travels on to the owner's notification queue.
  *
  * A second group runs the replica's batch consumer over a real PostgreSQL
@@ -261,9 +262,10 @@ static double db_double(const char *sql, const char *id, int64_t a, int64_t b) {
     return v;
 }
 
+/* SQLite keys a device's rows by its device_keys.key (sql/monitoring/sqlite/002). */
 static double bucket_kwh(const char *id, int64_t bucket) {
-    return db_double("SELECT COALESCE(SUM(kwh), 0) FROM buckets WHERE device_id = $1 AND bucket_start >= $2 AND "
-                     "bucket_start < $3",
+    return db_double("SELECT COALESCE(SUM(b.kwh), 0) FROM buckets b JOIN device_keys k ON k.key = b.device_key "
+                     "WHERE k.id = $1 AND b.bucket_start >= $2 AND b.bucket_start < $3",
                      id, bucket, bucket + MON_BUCKET_MS);
 }
 
@@ -367,8 +369,9 @@ static void test_exact_sums_under_duplicates_reorder_and_late(void **state) {
     expect[0] += 0.5;
     for (size_t b = 0; b < sizeof expect / sizeof expect[0]; b++)
         assert_float_equal(bucket_kwh(id, T0 + (int64_t)b * MON_BUCKET_MS), expect[b], 1e-9);
-    assert_float_equal(db_double("SELECT count(*) FROM readings WHERE device_id = $1 AND ts >= $2 AND ts < $3", id, 0,
-                                 INT64_MAX),
+    assert_float_equal(db_double("SELECT count(*) FROM readings r JOIN device_keys k ON k.key = r.device_key "
+                                 "WHERE k.id = $1 AND r.ts >= $2 AND r.ts < $3",
+                                 id, 0, INT64_MAX),
                        N + 1, 0);
     free(id);
 }
@@ -861,6 +864,313 @@ static void test_pg_batches_exact_and_alert_once(void **state) {
     free(b3);
 }
 
+/* ---- the body parser ------------------------------------------------------- */
+
+#define UUID_A "7f3c2a10-1234-4abc-8def-012345678901"
+#define NUL_BODY "[{\"timestamp\":1764000000000\0,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]"
+
+/* readings_parse's verdict and, on refusal, a word of its reason. */
+static const struct {
+    const char *body;
+    size_t len; /* 0: strlen(body) */
+    int ok;
+    size_t n;
+    const char *why; /* part of the error when refused */
+} parse_cases[] = {
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}]", 0, 1, 1, NULL},
+    {"{\"deviceId\":\"7F3C2A10-1234-4ABC-8DEF-012345678901\",\"timestamp\":\"2026-03-14T00:01:00+05:45\",\"value\":2}",
+     0, 1, 1, NULL},
+    {" \t\r\n[ {\"timestamp\" : 1.764e12 , \"device\\u005fid\" : \"" UUID_A "\" , \"measurement_value\" : 1e6 } ] \n", 0,
+     1, 1, NULL},
+    {"[{\"timestamp\":\"2026-03-14T00:01:00.1234567890123456789012345678901234567890123456789012345678901234567890Z\","
+     "\"device_id\":\"" UUID_A "\",\"measurement_value\":0}]",
+     0, 1, 1, NULL},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":-0.0},"
+     "{\"timestamp\":1764000060000,\"device_id\":\"" UUID_A "\",\"measurement_value\":3}]",
+     0, 1, 2, NULL},
+    {"", 0, 0, 0, "malformed JSON"},
+    {"   ", 0, 0, 0, "malformed JSON"},
+    {"null", 0, 0, 0, "malformed JSON"},
+    {"\"x\"", 0, 0, 0, "malformed JSON"},
+    {"\xef\xbb\xbf[]", 0, 0, 0, "malformed JSON"},
+    {"[]", 0, 0, 0, "1 to"},
+    {"{}", 0, 0, 0, "needs exactly"},
+    {"[1]", 0, 0, 0, "must be an object"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5},]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}]x", 0, 0, 0,
+     "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}", 0, 0, 0,
+     "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\"}]", 0, 0, 0,
+     "duplicate"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5,\"x\":1}]", 0, 0, 0,
+     "needs exactly"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"value\":0.5}]", 0, 0, 0, "needs exactly"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\",\"measurement_value\":1}]",
+     0, 0, 0, "UUID"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890g\",\"measurement_value\":1}]",
+     0, 0, 0, "UUID"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\\u00e9\",\"measurement_value\":1}]",
+     0, 0, 0, "UUID"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\\u0000\",\"measurement_value\":1}]",
+     0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\x01\",\"measurement_value\":1}]",
+     0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\xff\",\"measurement_value\":1}]",
+     0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\xc0\xaf\",\"measurement_value\":1}]",
+     0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\\ud800\",\"measurement_value\":1}]",
+     0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"\\q\",\"measurement_value\":1}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":01764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1.}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":.5}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":+1}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":-}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1e400}]", 0, 0, 0, "overflow"},
+    {"[{\"timestamp\":99999999999999999999,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0,
+     "too big"},
+    {"[{\"timestamp\":1e300,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
+    {"[{\"timestamp\":1764000000000.5,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
+    {"[{\"timestamp\":1,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
+    {"[{\"timestamp\":\"2026-02-30T00:00:00Z\",\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0,
+     "timestamp"},
+    {"[{\"timestamp\":true,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":\"0.5\"}]", 0, 0, 0,
+     "measurement_value"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":-1}]", 0, 0, 0,
+     "measurement_value"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1000001}]", 0, 0, 0,
+     "measurement_value"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":NaN}]", 0, 0, 0,
+     "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":{\"a\":[1,{}]}}]", 0, 0, 0,
+     "measurement_value"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":{\"a\":[1,}]}}]", 0, 0, 0,
+     "malformed JSON"},
+    /* jansson would drop a NUL after a number; it is not JSON, and refused. */
+    {NUL_BODY, sizeof NUL_BODY - 1, 0, 0, "malformed JSON"},
+    /* The first bad reading is named; a syntax error anywhere wins over it. */
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1},{\"timestamp\":1}]", 0, 0, 0,
+     "reading 1"},
+    {"[{\"timestamp\":1,\"device_id\":\"x\"},{\"timestamp\":1764000000000,]", 0, 0, 0, "malformed JSON"},
+};
+
+static void test_parse_nasty_bodies(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0]; i++) {
+        reading *rs = NULL;
+        size_t n = 0, len = parse_cases[i].len ? parse_cases[i].len : strlen(parse_cases[i].body);
+        char err[256] = "";
+        ems_rc rc = readings_parse(parse_cases[i].body, len, &rs, &n, err, sizeof err);
+        if ((rc == EMS_OK) != parse_cases[i].ok ||
+            (!parse_cases[i].ok && !strstr(err, parse_cases[i].why)) || (parse_cases[i].ok && n != parse_cases[i].n))
+            fail_msg("case %zu: rc=%d n=%zu err=\"%s\"", i, rc, n, err);
+        if (rc == EMS_OK) {
+            for (size_t k = 0; k < n; k++) assert_true(ems_uuid_valid(rs[k].device_id));
+            free(rs);
+        }
+    }
+    /* Values as read: lower-cased id, ISO with an offset, the double strtod gives. */
+    reading *rs = NULL;
+    size_t n = 0;
+    char err[256];
+    const char *body = parse_cases[1].body;
+    assert_int_equal(readings_parse(body, strlen(body), &rs, &n, err, sizeof err), EMS_OK);
+    assert_string_equal(rs[0].device_id, UUID_A);
+    assert_int_equal(rs[0].ts_ms, 1773446460000LL - (5 * 60 + 45) * 60000LL);
+    assert_true(rs[0].kwh == 2.0);
+    free(rs);
+    body = parse_cases[2].body;
+    assert_int_equal(readings_parse(body, strlen(body), &rs, &n, err, sizeof err), EMS_OK);
+    assert_int_equal(rs[0].ts_ms, 1764000000000LL);
+    assert_true(rs[0].kwh == 1e6);
+    free(rs);
+}
+
+/* count readings, or count arrays nested depth deep; malloc'd. */
+static char *many_readings(size_t count, size_t *len) {
+    const char *one = "{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}";
+    size_t each = strlen(one);
+    char *body = malloc(count * (each + 1) + 2), *p = body;
+    assert_non_null(body);
+    *p++ = '[';
+    for (size_t i = 0; i < count; i++) {
+        memcpy(p, one, each);
+        p += each;
+        *p++ = i + 1 < count ? ',' : ']';
+    }
+    *len = (size_t)(p - body);
+    return body;
+}
+
+static char *nested(size_t depth, size_t *len) {
+    char *body = malloc(2 * depth);
+    assert_non_null(body);
+    memset(body, '[', depth);
+    memset(body + depth, ']', depth);
+    *len = 2 * depth;
+    return body;
+}
+
+static void test_parse_limits(void **state) {
+    (void)state;
+    reading *rs = NULL;
+    size_t n = 0, len;
+    char err[256], *body = many_readings(READINGS_MAX_PER_MESSAGE + 1, &len);
+    assert_int_equal(readings_parse(body, len, &rs, &n, err, sizeof err), EMS_BAD_REQUEST);
+    assert_non_null(strstr(err, "1 to"));
+    free(body);
+    body = many_readings(READINGS_MAX_PER_MESSAGE, &len);
+    assert_int_equal(readings_parse(body, len, &rs, &n, err, sizeof err), EMS_OK);
+    assert_int_equal(n, READINGS_MAX_PER_MESSAGE);
+    free(rs);
+    free(body);
+    /* Nesting: valid JSON (refused as a reading) up to jansson's depth of 2048, malformed past it. */
+    body = nested(2048, &len);
+    assert_int_equal(readings_parse(body, len, &rs, &n, err, sizeof err), EMS_BAD_REQUEST);
+    assert_non_null(strstr(err, "must be an object"));
+    free(body);
+    body = nested(100000, &len);
+    assert_int_equal(readings_parse(body, len, &rs, &n, err, sizeof err), EMS_BAD_REQUEST);
+    assert_non_null(strstr(err, "depth"));
+    free(body);
+}
+
+/* The jansson path, the reference the byte parser must agree with. */
+static int parse_with_jansson(const char *body, size_t len, reading **out, size_t *n) {
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    char err[256];
+    if (!root) return -1;
+    ems_rc rc = readings_parse_json(root, out, n, err, sizeof err);
+    json_decref(root);
+    return rc == EMS_OK ? 0 : -1;
+}
+
+/*
+ * Random edits of valid bodies (cuts, inserted JSON fragments, flipped
+ * bytes): both parsers must take or refuse each, and read the same readings.
+ */
+static void test_parse_agrees_with_jansson(void **state) {
+    (void)state;
+    static const char *const seeds[] = {
+        "[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}]",
+        "{\"deviceId\":\"7F3C2A10-1234-4abc-8def-012345678901\",\"timestamp\":\"2026-03-14T00:01:00.123+05:45\",\"value\":12}",
+        "[{\"timestamp\":1.764e12,\"device_id\":\"" UUID_A "\",\"measurement_value\":1e-3},{\"value\":0,\"deviceId\":"
+        "\"7f3c2a10-1234-4abc-8def-01234567890a\",\"timestamp\":\"2026-03-14 00:01:00Z\"}]",
+        " [ { \"timestamp\" : \"2026-03-14T00:01:00\" , \"device\\u005fid\" : \"" UUID_A "\" , \"measurement_value\" : "
+        "1000000 } ] \n",
+    };
+    static const char *const frags[] = {"\"", "\\", "\\u", "\\u0000", "\\ud800", "\\udc00", "\\ud83d\\ude00",
+                                        "\xc3\xa9", "\xff", "\xed\xa0\x80", "\x01", "{", "}", "[", "]", ",", ":", "-",
+                                        "0", "01", "1e", "1e400", "99999999999999999999", "-0", "1.", "true", "null",
+                                        "\"x\":1", "\"timestamp\":1,", " ", "1764000000000", "\"2026-02-30T00:00:00Z\""};
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    char buf[1024];
+    size_t accepted = 0;
+    for (int it = 0; it < 20000; it++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        const char *s = seeds[seed % 4];
+        size_t n = strlen(s);
+        memcpy(buf, s, n);
+        for (int edits = 1 + (int)(seed >> 8) % 3; edits > 0; edits--) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            size_t pos = n ? (size_t)(seed >> 16) % (n + 1) : 0;
+            unsigned op = (unsigned)(seed % 3);
+            if (op == 0 && pos < n) {
+                size_t cut = 1 + (size_t)(seed >> 40) % 4;
+                if (pos + cut > n) cut = n - pos;
+                memmove(buf + pos, buf + pos + cut, n - pos - cut);
+                n -= cut;
+            } else if (op == 1) {
+                const char *f = frags[(seed >> 24) % (sizeof frags / sizeof frags[0])];
+                size_t fl = strlen(f);
+                if (n + fl < sizeof buf) {
+                    memmove(buf + pos + fl, buf + pos, n - pos);
+                    memcpy(buf + pos, f, fl);
+                    n += fl;
+                }
+            } else if (pos < n) {
+                buf[pos] = (char)(seed >> 32);
+            }
+        }
+        reading *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        char err[256];
+        int fast = readings_parse(buf, n, &a, &na, err, sizeof err) == EMS_OK ? 0 : -1;
+        int ref = parse_with_jansson(buf, n, &b, &nb);
+        int same = fast == ref && (fast != 0 || na == nb);
+        for (size_t k = 0; same && fast == 0 && k < na; k++)
+            same = strcmp(a[k].device_id, b[k].device_id) == 0 && a[k].ts_ms == b[k].ts_ms &&
+                   memcmp(&a[k].kwh, &b[k].kwh, sizeof a[k].kwh) == 0;
+        if (!same) fail_msg("iteration %d: byte parser %d, jansson %d: %.*s", it, fast, ref, (int)n, buf);
+        accepted += fast == 0;
+        free(a);
+        free(b);
+    }
+    assert_true(accepted > 100); /* the edits left enough valid bodies to compare values */
+}
+
+/* POST /api/readings (embedded: stored at once): copies count once, an unknown device is dead-lettered. */
+static void test_post_readings_exact_and_dead_letters(void **state) {
+    (void)state;
+    char *id = new_device(NULL, 1000), unknown[EMS_ID_LEN], dlq[128], body[1024];
+    int64_t t = T0 + 5 * 86400000LL;
+    ems_uuid(unknown);
+    snprintf(dlq, sizeof dlq, "%s%u.dlq", Q_PREFIX, balancer_replica(unknown, REPLICAS));
+    long dead = ems_bus_dlq_count(fx.bus, dlq);
+    double stored = metric("ems_readings_stored_total"), dups = metric("ems_readings_duplicate_total");
+    snprintf(body, sizeof body,
+             "[{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":0.25},"
+             "{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":0.25},"
+             "{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":9},"
+             "{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":0.5}]",
+             (long long)(t + 60000), id, (long long)(t + 60000), id, (long long)t, unknown, (long long)t, id);
+    for (int round = 0; round < 2; round++) {
+        json_t *ok = call_json("POST", "/api/readings", "ingest-secret", body, 202);
+        assert_int_equal(json_integer_value(json_object_get(ok, "accepted")), 4);
+        json_decref(ok);
+        assert_float_equal(bucket_kwh(id, t), 0.75, 1e-12);
+        assert_int_equal(ems_bus_dlq_count(fx.bus, dlq), dead + round + 1);
+    }
+    /* Two new, then a copy inside the body, then all three again. */
+    assert_float_equal(metric("ems_readings_stored_total"), stored + 2, 0);
+    assert_float_equal(metric("ems_readings_duplicate_total"), dups + 1 + 3, 0);
+    /* Malformed JSON is refused by the handler's parser, with where and why. */
+    json_t *err = call_json("POST", "/api/readings", "ingest-secret", "[{\"timestamp\":", 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(err, "error"), "message")),
+                           "malformed JSON at line 1"));
+    json_decref(err);
+    assert_float_equal(metric("ems_readings_stored_total"), stored + 2, 0);
+    free(id);
+}
+
+/* Many devices in one POST: more than a statement's chunk of devices, readings, quarter hours and hours. */
+static void test_batch_of_many_devices(void **state) {
+    (void)state;
+    enum { NDEV = 35, PER = 6 }; /* 420 readings: the test's requests are at most 64 KiB */
+    char *ids[NDEV];
+    json_t *msg = json_array();
+    int64_t t = T0 + 6 * 86400000LL;
+    for (int d = 0; d < NDEV; d++) {
+        ids[d] = new_device(NULL, 1000);
+        for (int k = PER - 1; k >= 0; k--) /* backwards, and a copy of each */
+            for (int copy = 0; copy < 2; copy++)
+                json_array_append_new(msg, seed_reading(ids[d], t + k * 5 * 60000, 0.001 * (d + 1) * (k + 1)));
+    }
+    char *body = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    json_decref(call_json("POST", "/api/readings", "ingest-secret", body, 202));
+    free(body);
+    for (int d = 0; d < NDEV; d++) {
+        double sums[2] = {0, 0};
+        for (int k = 0; k < PER; k++) sums[k / 3] += 0.001 * (d + 1) * (k + 1);
+        for (int b = 0; b < 2; b++) assert_float_equal(bucket_kwh(ids[d], t + b * MON_BUCKET_MS), sums[b], 1e-12);
+        free(ids[d]);
+    }
+}
+
 int main(void) {
     const char *level = getenv("EMS_LOG_LEVEL");
     ems_log_set_level(level && ems_log_level_parse(level) >= 0 ? (ems_log_level)ems_log_level_parse(level)
@@ -876,6 +1186,11 @@ int main(void) {
         cmocka_unit_test(test_device_events_replicated),
         cmocka_unit_test(test_devices_enriches_alerts_once),
         cmocka_unit_test(test_rendezvous_hash_stable_and_spread),
+        cmocka_unit_test(test_parse_nasty_bodies),
+        cmocka_unit_test(test_parse_limits),
+        cmocka_unit_test(test_parse_agrees_with_jansson),
+        cmocka_unit_test(test_post_readings_exact_and_dead_letters),
+        cmocka_unit_test(test_batch_of_many_devices),
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test(test_pg_batches_exact_and_alert_once),

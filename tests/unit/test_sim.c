@@ -402,6 +402,25 @@ static void test_encode(void **state) {
     assert_string_equal(b.p, "{\"timestamp\":1710028800000,\"device_id\":\"" DEV_A "\",\"measurement_value\":0.052001}");
     sim_format_kwh(-1500000, s, sizeof s);
     assert_string_equal(s, "-1.500000");
+    /* Written by hand since: the same text as "%s%llu.%06llu", truncated as snprintf truncates. */
+    static const int64_t kwh_cases[] = {0, 1, 999999, 1000000, 123456789012, -7, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof kwh_cases / sizeof kwh_cases[0]; i++) {
+        int64_t v = kwh_cases[i];
+        uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        char want[48], small[6];
+        int len = snprintf(want, sizeof want, "%s%llu.%06llu", v < 0 ? "-" : "", (unsigned long long)(m / 1000000),
+                           (unsigned long long)(m % 1000000));
+        assert_int_equal(sim_format_kwh(v, s, sizeof s), len);
+        assert_string_equal(s, want);
+        assert_int_equal(sim_format_kwh(v, small, sizeof small), len);
+        assert_memory_equal(small, want, sizeof small - 1);
+        assert_int_equal(small[sizeof small - 1], '\0');
+    }
+    /* The original simulator's field order; ISO times quoted. */
+    b.len = 0;
+    assert_int_equal(sim_encode_reading(&b, &r, EMS_SIM_FORMAT_ORIGINAL, 1), EMS_OK);
+    assert_string_equal(b.p, "{\"deviceId\":\"" DEV_A "\",\"timestamp\":\"2024-03-10T00:00:00Z\",\"value\":0.052001}");
+    b.len = 0;
     sim_iso_utc(1710028800123, s, sizeof s);
     assert_string_equal(s, "2024-03-10T00:00:00.123Z");
     /* Every malformed kind is refused by a strict reader. */

@@ -129,6 +129,7 @@ static ems_verdict keep_dead_letter(const char *queue, const char *body, size_t 
 static void monitoring_stop(void *state) {
     monitoring_state *s = state;
     if (!s) return;
+    pthread_mutex_destroy(&s->role.write_lock);
     free(s->queues);
     free(s);
 }
@@ -145,6 +146,10 @@ static ems_rc monitoring_start(ems_role_env *env, void **state) {
     s->role.alert_queue = ems_conf_str(c, "rabbitmq_alert_queue");
     s->role.ingest_queue = ems_conf_str(c, "rabbitmq_data_collection_queue");
     s->role.delay_ms = ems_conf_int(c, "simulator_delay_ms");
+    s->role.embedded = env->embedded;
+    s->role.queue_prefix = prefix;
+    s->role.replicas = (unsigned)replicas;
+    pthread_mutex_init(&s->role.write_lock, NULL);
     s->nqueues = (size_t)(last - first + 1);
     if (!(s->queues = calloc(s->nqueues, sizeof *s->queues))) {
         rc = EMS_NOMEM;
@@ -152,6 +157,8 @@ static ems_rc monitoring_start(ems_role_env *env, void **state) {
     }
     rc = ems_http_routes(env->http, monitoring_routes, sizeof monitoring_routes / sizeof monitoring_routes[0],
                          &s->role);
+    /* Readings are parsed from the bytes by readings_parse, without a jansson tree first. */
+    if (!rc) rc = ems_http_raw_body(env->http, monitoring_post_readings);
     if (!rc) rc = ems_bus_declare(env->bus, s->role.alert_queue);
     /* Distributed, the balancer and the broker's definitions own the input queue (a replica may only write to it). */
     if (!rc && env->embedded) rc = ems_bus_declare(env->bus, s->role.ingest_queue);

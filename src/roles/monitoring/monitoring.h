@@ -8,6 +8,7 @@
 #ifndef EMS_ROLE_MONITORING_H
 #define EMS_ROLE_MONITORING_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "role.h"
@@ -21,6 +22,10 @@ typedef struct monitoring_role {
     const char *alert_queue;    /* internal.monitoring.device.alert.queue */
     const char *ingest_queue;   /* external.data.collection.queue, for POST /api/readings */
     long delay_ms;              /* SIMULATOR_DELAY_MS: pause per reading */
+    int embedded;               /* one process: POST /api/readings stores at once, writers take write_lock */
+    const char *queue_prefix;   /* internal.loadbalancer.monitoring.queue. */
+    unsigned replicas;          /* how many replica queues the balancer spreads devices over */
+    pthread_mutex_t write_lock; /* embedded: one writing transaction at a time */
 } monitoring_role;
 
 /* UTC quarter hour and hour a reading at ts falls in. */

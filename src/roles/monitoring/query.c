@@ -82,12 +82,25 @@ static void day_date(int64_t day, int ymd[3]) {
     ymd[2] = tm.tm_mday;
 }
 
+/*
+ * A device's buckets in [$2, $3), in order, per engine.  SQLite clusters them
+ * by UTC hour under an integer device key (sql/monitoring/sqlite/002): the
+ * range's hours are generated and each is one short lookup of (hour, key).
+ */
+static const char *const buckets_sql[] = {
+    [EMS_STORE_SQLITE] = "WITH RECURSIVE h(hour_start) AS (SELECT $2 - $2 % 3600000 UNION ALL "
+                         "SELECT hour_start + 3600000 FROM h WHERE hour_start + 3600000 < $3) "
+                         "SELECT b.bucket_start, b.kwh FROM h JOIN buckets b ON b.hour_start = h.hour_start "
+                         "AND b.device_key = (SELECT key FROM device_keys WHERE id = $1) "
+                         "WHERE b.bucket_start >= $2 AND b.bucket_start < $3 ORDER BY b.bucket_start",
+    [EMS_STORE_PG] = "SELECT bucket_start, kwh FROM buckets WHERE device_id = $1 AND bucket_start >= $2 "
+                     "AND bucket_start < $3 ORDER BY bucket_start",
+};
+
 /* The device's buckets in [from, to), in order. */
-static ems_rc load_buckets(ems_db *db, const char *id, int64_t from, int64_t to, ems_rows **rows) {
-    return ems_db_query(db, rows,
-                        "SELECT bucket_start, kwh FROM buckets WHERE device_id = $1 AND bucket_start >= $2 "
-                        "AND bucket_start < $3 ORDER BY bucket_start",
-                        "sii", id, from, to);
+static ems_rc load_buckets(const monitoring_role *m, ems_db *db, const char *id, int64_t from, int64_t to,
+                           ems_rows **rows) {
+    return ems_db_query(db, rows, buckets_sql[ems_store_engine_of(m->env->store)], "sii", id, from, to);
 }
 
 /*
@@ -122,7 +135,7 @@ ems_rc monitoring_day(ems_req *req, ems_resp *resp, void *ctx) {
     ems_db *db = ems_store_get(m->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
     rc = device_access(db, req, resp, id, &limit);
-    if (!rc && (rc = load_buckets(db, id, hours[0].start_ms, end_ms, &rows)) != EMS_OK)
+    if (!rc && (rc = load_buckets(m, db, id, hours[0].start_ms, end_ms, &rows)) != EMS_OK)
         rc = ems_fail(resp, rc, "cannot read consumption");
     ems_store_put(m->env->store, db);
     if (rc) goto cleanup;
@@ -180,7 +193,7 @@ static ems_rc load_range(monitoring_role *m, const ems_req *req, ems_resp *resp,
     ems_db *db = ems_store_get(m->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
     ems_rc rc = device_access(db, req, resp, id, limit);
-    if (!rc && (rc = load_buckets(db, id, r->start_ms, r->end_ms, rows)) != EMS_OK)
+    if (!rc && (rc = load_buckets(m, db, id, r->start_ms, r->end_ms, rows)) != EMS_OK)
         rc = ems_fail(resp, rc, "cannot read consumption");
     ems_store_put(m->env->store, db);
     return rc;

@@ -26,8 +26,13 @@ typedef struct reading {
 } reading;
 
 /*
- * Parses a message body.  On success *out is a malloc'd array of *n
- * readings (n ≥ 1).  On failure returns EMS_BAD_REQUEST and a reason in err.
+ * Parses a message body (len bytes, no NUL needed) straight from its bytes.
+ * On success *out is a malloc'd array of *n readings (n ≥ 1).  On failure
+ * returns EMS_BAD_REQUEST and a reason in err ("malformed JSON at line L
+ * column C: ...", "a message holds 1 to ...", "reading I: ..."), or
+ * EMS_NOMEM.  Takes and refuses exactly what json_loadb (duplicate keys
+ * refused) followed by readings_parse_json does, with one exception: a NUL
+ * byte right after a number, which jansson skips, is refused.
  */
 ems_rc readings_parse(const char *body, size_t len, reading **out, size_t *n, char *err, size_t errlen);
 
