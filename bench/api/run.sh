@@ -248,6 +248,7 @@ record "meta load_before $load"
 # ---- embedded -------------------------------------------------------------
 
 ems_port=$(free_port)
+ems_ws_port=$(free_port) # the WebSocket port: not PORT+1, which may be taken
 ngx_port=$(free_port)
 admin_password=$(openssl rand -hex 16)
 say "embedded: ems serve on 127.0.0.1:$ems_port, private nginx on 127.0.0.1:$ngx_port"
@@ -258,7 +259,7 @@ start_ems() {
     local ms
     rm -f "$tmp/ready-embedded"
     start_watcher "$tmp/ready-embedded" 30 "$1=$tmp/run/ems.pid=http://127.0.0.1:$ems_port/readyz"
-    EMS_ADMIN_PASSWORD=$admin_password EMS_BIND=127.0.0.1 \
+    EMS_ADMIN_PASSWORD=$admin_password EMS_BIND=127.0.0.1 EMS_WS_PORT=$ems_ws_port \
         setsid "$EMS" serve --port "$ems_port" --data-dir "$tmp/ems-data" --sql-dir "$ROOT/sql" \
         --web-dir "$tmp/web" >>"$tmp/logs/ems.log" 2>&1 </dev/null &
     echo $! >"$tmp/run/ems.pid"

@@ -447,7 +447,7 @@ port=$(free_port)
 admin_password=$(openssl rand -hex 16)
 ingest_token=$(openssl rand -hex 24)
 say "(c) ems serve on 127.0.0.1:$port"
-EMS_ADMIN_PASSWORD=$admin_password EMS_INGEST_TOKEN=$ingest_token EMS_BIND=127.0.0.1 \
+EMS_ADMIN_PASSWORD=$admin_password EMS_INGEST_TOKEN=$ingest_token EMS_BIND=127.0.0.1 EMS_WS_PORT=$(free_port) \
     EMS_LOG_LEVEL=${EMS_LOG_LEVEL:-warn} setsid "$EMS" serve --port "$port" --data-dir "$tmp/ems-data" \
     --sql-dir "$ROOT/sql" >"$tmp/logs/ems.log" 2>&1 </dev/null &
 echo $! >"$tmp/run/ems.pid"

@@ -229,7 +229,7 @@ ttl_port=$(free_port)
 python3 "$work/procs.py" clone "$tmp" auth "$work/extra/ttl-auth.pid" "$work/extra/ttl-auth.log" \
   PORT="$ttl_port" EMS_TOKEN_TTL=2
 foreign_port=$(free_port)
-EMS_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$ems" serve --data-dir "$work/foreign" --port "$foreign_port" \
+EMS_ADMIN_PASSWORD="$ADMIN_PASSWORD" EMS_WS_PORT="$(free_port)" "$ems" serve --data-dir "$work/foreign" --port "$foreign_port" \
   --bind 127.0.0.1 >>"$work/extra/foreign.log" 2>&1 </dev/null &
 echo $! >"$work/extra/foreign.pid"
 python3 "$suite" wait-ready "http://127.0.0.1:$ttl_port" 15 "$work/extra/ttl-auth.pid"

@@ -77,14 +77,16 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# write_server <name> <port> <token-ttl>: $tmp/<name>.sh runs one server, and
-# <name>.start starts it in the background recording its PID.
+# write_server <name> <port> <ws-port> <token-ttl>: $tmp/<name>.sh runs one
+# server, and <name>.start starts it in the background recording its PID.
+# The WebSocket port is given: by default it is PORT+1, which may be taken.
 write_server() {
-  local name=$1 port=$2 ttl=$3
+  local name=$1 port=$2 ws_port=$3 ttl=$4
   mkdir -p "$tmp/$name"
   {
     echo "#!/usr/bin/env bash"
-    printf 'export EMS_ADMIN_PASSWORD=%q EMS_LOGIN_RATE=100000 EMS_TOKEN_TTL=%q\n' "$admin_password" "$ttl"
+    printf 'export EMS_ADMIN_PASSWORD=%q EMS_LOGIN_RATE=100000 EMS_TOKEN_TTL=%q EMS_WS_PORT=%q\n' \
+      "$admin_password" "$ttl" "$ws_port"
     printf 'exec %q serve --data-dir %q --port %q --bind 127.0.0.1 --web-dir %q\n' \
       "$ems" "$tmp/$name" "$port" "$tmp/web"
   } >"$tmp/$name.sh"
@@ -104,8 +106,8 @@ echo "console.log('app');" >"$tmp/web/assets/app.js"
 echo "$secret_marker" >"$tmp/secret.txt"
 port=$(free_port)
 ttl_port=$(free_port)
-write_server main "$port" 3600
-write_server ttl "$ttl_port" 2
+write_server main "$port" "$(free_port)" 3600
+write_server ttl "$ttl_port" "$(free_port)" 2
 
 # shellcheck disable=SC2016  # the lines below are written, not run, here
 # The restart: SIGTERM must stop the server (within 10 s), then the same command again.

@@ -71,7 +71,7 @@ PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
 ADMIN_PASSWORD="pw-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TOKEN="ingest-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-EMS_ADMIN_PASSWORD=$ADMIN_PASSWORD EMS_INGEST_TOKEN=$TOKEN EMS_LOG_LEVEL=warn \
+EMS_ADMIN_PASSWORD=$ADMIN_PASSWORD EMS_INGEST_TOKEN=$TOKEN EMS_LOG_LEVEL=warn EMS_WS_PORT=$(free_port) \
     "$EMS" serve --data-dir "$WORK/data" --port "$PORT" --bind 127.0.0.1 >"$WORK/ems.log" 2>&1 </dev/null &
 SERVER_PID=$!
 up=0

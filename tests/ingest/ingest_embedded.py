@@ -57,6 +57,7 @@ def free_port():
 
 
 PORT = free_port()
+WS_PORT = free_port()  # not PORT+1, the default, which may be taken
 BASE = f"http://127.0.0.1:{PORT}"
 LOG = open(os.path.join(TMP, "ems.log"), "ab")
 server = None
@@ -65,7 +66,7 @@ server = None
 def start_server():
     global server
     env = dict(os.environ, EMS_ADMIN_PASSWORD=ADMIN_PASSWORD, EMS_INGEST_TOKEN=TOKEN, EMS_LOG_LEVEL="warn",
-               EMS_LOGIN_RATE="100000")
+               EMS_LOGIN_RATE="100000", EMS_WS_PORT=str(WS_PORT))
     server = subprocess.Popen([EMS, "serve", "--data-dir", os.path.join(TMP, "data"), "--port", str(PORT),
                                "--bind", "127.0.0.1"],
                               stdout=LOG, stderr=LOG, stdin=subprocess.DEVNULL, env=env)

@@ -244,6 +244,8 @@ check "a publish-only user leaves no password in messages" test -z "$(grep -F "m
 # ---- the HTTP target: a real embedded ems serve ---------------------------
 
 HPORT=$(bash "$RMQ" pick)
+export EMS_WS_PORT
+EMS_WS_PORT=$(bash "$RMQ" pick) # not PORT+1, which may be taken
 ADMIN_PW="admin-$RANDOM$RANDOM"
 INGEST="ingest-$RANDOM$RANDOM"
 serve() { # starts ems serve on $HPORT over $WORK/ems
