@@ -10,11 +10,14 @@
  * Signals only set a flag (sigwait on the main thread); the roles keep
  * working on their own threads until then.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,6 +218,35 @@ static int ready_bus(void *ctx, char *why, size_t len) {
     return 0;
 }
 
+/*
+ * Embedded, without EMS_WS_PORT: the WebSocket takes PORT+1, or any free
+ * port when that one is taken (or PORT is 0), so that a busy neighbouring
+ * port does not keep `ems serve` from starting; /api/config tells the
+ * browser which.  The port is probed here, before the ws role binds it: one
+ * taken in between still fails the start, loudly.
+ */
+static long pick_ws_port(const char *bind_addr, long http_port) {
+    long want = http_port > 0 && http_port < 65535 ? http_port + 1 : 0;
+    for (int any = want ? 0 : 1; any < 2; any++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(any ? 0 : want))};
+        socklen_t len = sizeof sa;
+        int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+        long got = -1;
+        if (fd < 0) break;
+        if (inet_pton(AF_INET, bind_addr, &sa.sin_addr) != 1) sa.sin_addr.s_addr = htonl(INADDR_ANY);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as libwebsockets binds */
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+            got = ntohs(sa.sin_port);
+        close(fd);
+        if (got > 0) {
+            if (want && got != want)
+                ems_log(EMS_LOG_WARN, "ws.port_moved", "wanted=%ld port=%ld reason=in_use", want, got);
+            return got;
+        }
+    }
+    return want; /* let the ws role fail on it, with its own message */
+}
+
 typedef struct config_ctx {
     const char *mode;
     const char *ws_url; /* configured, or NULL: the embedded ws port on the host the browser used */
@@ -331,6 +363,11 @@ static int serve(int argc, char **argv) {
     }
     const char *ws_url = ems_conf_str(c, "ws_url");
     long ws_port = ems_conf_int(c, "ws_port");
+    if (embedded && !ws_port && (ws_port = pick_ws_port(opts.bind, opts.port)) > 0) {
+        char text[24]; /* a long, as the compiler counts */
+        snprintf(text, sizeof text, "%ld", ws_port);
+        if (ems_conf_set(c, "ws_port", text, err, sizeof err) != EMS_OK) goto fail;
+    }
     config_ctx cfg = {
         .mode = embedded ? "embedded" : "distributed",
         .ws_url = *ws_url ? ws_url : embedded ? NULL : "/ws",

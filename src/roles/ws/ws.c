@@ -24,7 +24,7 @@
 
 static const ems_conf_def ws_conf[] = {
     {"ws_port", "EMS_WS_PORT", EMS_CONF_INT, "0", 0, 65535,
-     "WebSocket port (0: PORT+1, or any free port when PORT is 0)"},
+     "WebSocket port (0: PORT+1; embedded, any free port when that is taken or PORT is 0)"},
     {"ws_max_message", "EMS_WS_MAX_MESSAGE", EMS_CONF_INT, "16384", 256, 1048576,
      "largest WebSocket message from a client, in bytes"},
     {"ws_rate", "EMS_WS_RATE", EMS_CONF_INT, "50", 1, 100000,
