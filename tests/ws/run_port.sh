@@ -15,9 +15,15 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-ws-port.XXXXXX")
 pids=()
 passed=0 failed=0
 
+# serve runs in a command substitution, a subshell: its servers' PIDs go to a file.
 cleanup() {
+    [ -f "$tmp/pids" ] && while read -r p; do pids+=("$p"); done <"$tmp/pids"
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
     if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$tmp"/*.log 2>/dev/null; then
         echo "FAIL sanitizer errors in a server log"
         grep -hE -A 12 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$tmp"/*.log | head -n 40
@@ -56,7 +62,7 @@ serve() {
         "$ems" serve --data-dir "$tmp/$name" --port "$port" --bind 127.0.0.1 --web-dir "" \
         >"$tmp/$name.log" 2>&1 </dev/null &
     pid=$!
-    pids+=("$pid")
+    echo "$pid" >>"$tmp/pids"
     if [ "$port" = 0 ]; then
         for _ in $(seq 100); do
             port=$(sed -nE 's/.*event=ems\.listening .* port=([0-9]+).*/\1/p' "$tmp/$name.log" | head -n 1)
