@@ -243,25 +243,48 @@ check "a publish-only user leaves no password in messages" test -z "$(grep -F "m
 
 # ---- the HTTP target: a real embedded ems serve ---------------------------
 
-HPORT=$(bash "$RMQ" pick)
-export EMS_WS_PORT
-EMS_WS_PORT=$(bash "$RMQ" pick) # not PORT+1, which may be taken
+export HPORT EMS_WS_PORT
+pick_ports() { # two distinct free ports, held together while chosen (the WebSocket's is not PORT+1)
+    read -r HPORT EMS_WS_PORT <<<"$(python3 -c 'import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+}
 ADMIN_PW="admin-$RANDOM$RANDOM"
 INGEST="ingest-$RANDOM$RANDOM"
 serve() { # starts ems serve on $HPORT over $WORK/ems
     EMS_ADMIN_PASSWORD=$ADMIN_PW EMS_INGEST_TOKEN=$INGEST EMS_LOG_LEVEL=warn \
-        "$EMS" serve --data-dir "$WORK/ems" --port "$HPORT" >>"$WORK/ems.log" 2>&1 &
+        "$EMS" serve --data-dir "$WORK/ems" --port "$HPORT" --bind 127.0.0.1 --web-dir "" >>"$WORK/ems.log" 2>&1 &
     SERVER_PID=$!
 }
-ready() { for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$HPORT/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+ready() { # up to 30 s; says why when the server died or never answered
+    for _ in $(seq 1 300); do
+        curl -fs "http://127.0.0.1:$HPORT/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "---- ems serve (pid $SERVER_PID) not ready; last lines of its log:"
+    tail -n 30 "$WORK/ems.log"
+    return 1
+}
 api() { # api METHOD PATH [BODY]: JSON answer on stdout
     curl -fs -X "$1" "http://127.0.0.1:$HPORT$2" -H "Authorization: Bearer $ADMIN_TOKEN" \
         -H 'Content-Type: application/json' ${3:+-d "$3"}
 }
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-serve
-ready || fail "http: ems serve ready"
+# A port free when picked can be taken before the server binds it (another
+# process's outgoing connection): only then is the start tried again.
+for attempt in 1 2 3; do
+    pick_ports
+    serve
+    ready && break
+    if [ "$attempt" -eq 3 ] || ! grep -q "Address already in use" "$WORK/ems.log"; then
+        fail "http: ems serve ready"
+        finish
+    fi
+    wait "$SERVER_PID" 2>/dev/null
+done
 ADMIN_TOKEN=$(curl -fs "http://127.0.0.1:$HPORT/api/auth/login" -H 'Content-Type: application/json' \
     -d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\"}" | json '["token"]')
 H1=$(api POST /api/devices '{"name":"sim meter 1","max_hourly_kwh":50}' | json '["id"]')
@@ -270,7 +293,7 @@ H2=$(api POST /api/devices '{"name":"sim meter 2","max_hourly_kwh":50}' | json '
 # The server goes away and comes back 1.5 s after ems-sim starts: it must retry, not give up.
 kill -TERM "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null
 (sleep 1.5 && EMS_ADMIN_PASSWORD=$ADMIN_PW EMS_INGEST_TOKEN=$INGEST EMS_LOG_LEVEL=warn \
-    exec "$EMS" serve --data-dir "$WORK/ems" --port "$HPORT" >>"$WORK/ems.log" 2>&1) &
+    exec "$EMS" serve --data-dir "$WORK/ems" --port "$HPORT" --bind 127.0.0.1 --web-dir "" >>"$WORK/ems.log" 2>&1) &
 SERVER_PID=$!
 line=$(EMS_INGEST_TOKEN=$INGEST "$SIM" backfill --device "$H1" --device "$H2" --seed 7 --days 2 --end 2024-03-11 \
     --http "http://127.0.0.1:$HPORT/api/readings" --malformed 0.02 --duplicates 0.05 --quiet 2>"$WORK/http.err"); rc=$?
