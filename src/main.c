@@ -62,6 +62,8 @@ static const ems_conf_def common_conf[] = {
      "auth → users events"},
     {"rabbitmq_auth_device_queue", "RABBITMQ_AUTH_DEVICE_QUEUE", EMS_CONF_STR, "internal.auth.device.queue", 0, 0,
      "auth → devices events"},
+    {"rabbitmq_auth_ws_queue", "RABBITMQ_AUTH_WS_QUEUE", EMS_CONF_STR, "internal.auth.websocket.queue", 0, 0,
+     "auth → ws: tokens revoked, whose open WebSockets close"},
     {"rabbitmq_device_monitoring_queue", "RABBITMQ_DEVICE_MONITORING_QUEUE", EMS_CONF_STR,
      "internal.device.monitoring.queue", 0, 0, "devices → monitoring events"},
     {"rabbitmq_alert_queue", "RABBITMQ_ALERT_QUEUE", EMS_CONF_STR, "internal.monitoring.device.alert.queue", 0, 0,

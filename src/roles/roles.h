@@ -23,6 +23,7 @@ const ems_role_def *ems_role_find(const char *name);
 /* Queue names: configuration keys with DESIGN.md's names as defaults. */
 #define EMS_Q_AUTH_USER(conf) ems_conf_str((conf), "rabbitmq_auth_user_queue")
 #define EMS_Q_AUTH_DEVICE(conf) ems_conf_str((conf), "rabbitmq_auth_device_queue")
+#define EMS_Q_AUTH_WS(conf) ems_conf_str((conf), "rabbitmq_auth_ws_queue") /* not in DESIGN.md: docs/ws.md */
 #define EMS_Q_DEVICE_MONITORING(conf) ems_conf_str((conf), "rabbitmq_device_monitoring_queue")
 #define EMS_Q_ALERT(conf) ems_conf_str((conf), "rabbitmq_alert_queue")
 #define EMS_Q_NOTIFICATION(conf) ems_conf_str((conf), "rabbitmq_notification_queue")

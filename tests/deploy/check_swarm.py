@@ -33,6 +33,7 @@ BUS = {
     DATA: (["simulator", "monitoring"], ["balancer"]),  # monitoring: POST /api/readings
     "internal.auth.user.queue": (["auth"], ["users"]),
     "internal.auth.device.queue": (["auth"], ["devices"]),
+    "internal.auth.websocket.queue": (["auth"], ["ws"]),  # revocations: docs/ws.md
     "internal.device.monitoring.queue": (["devices"], ["monitoring"]),
     "internal.monitoring.device.alert.queue": (["monitoring"], ["devices"]),
     "internal.device.websocket.user.notification.queue": (["devices"], ["ws"]),
@@ -44,6 +45,7 @@ for q in MONITORING:
 QUEUE_VARS = {
     "RABBITMQ_AUTH_USER_QUEUE": "internal.auth.user.queue",
     "RABBITMQ_AUTH_DEVICE_QUEUE": "internal.auth.device.queue",
+    "RABBITMQ_AUTH_WS_QUEUE": "internal.auth.websocket.queue",
     "RABBITMQ_DEVICE_MONITORING_QUEUE": "internal.device.monitoring.queue",
     "RABBITMQ_ALERT_QUEUE": "internal.monitoring.device.alert.queue",
     "RABBITMQ_NOTIFICATION_QUEUE": "internal.device.websocket.user.notification.queue",

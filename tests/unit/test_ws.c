@@ -10,7 +10,8 @@
  * one database and one bus: a chat message sent on one replica must reach a
  * session held by the other through the replica queues.  Each replica's
  * HTTP server also plays auth's token check (GET /api/auth/verify), which
- * refuses the tokens of one version as revoked.
+ * refuses the tokens of one version as revoked; auth's revocations of open
+ * sessions are published on the bus as auth would.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +46,7 @@
 #endif
 
 #define NQ "internal.device.websocket.user.notification.queue"
+#define RQ "internal.auth.websocket.queue"
 
 static const char *source_dir(void) {
     const char *d = getenv("EMS_SOURCE_DIR");
@@ -56,6 +58,7 @@ static const ems_conf_def test_conf[] = {
     {"port", "PORT", EMS_CONF_INT, "0", 0, 65535, ""},
     {"bind", "EMS_BIND", EMS_CONF_STR, "127.0.0.1", 0, 0, ""},
     {"rabbitmq_notification_queue", NULL, EMS_CONF_STR, NQ, 0, 0, ""},
+    {"rabbitmq_auth_ws_queue", NULL, EMS_CONF_STR, RQ, 0, 0, ""},
     {"support_service_host", NULL, EMS_CONF_STR, "", 0, 0, ""},
     {"auth_service_host", NULL, EMS_CONF_STR, "", 0, 0, ""},
 };
@@ -93,7 +96,8 @@ static ems_principal client1 = {.id = "11111111-1111-4111-8111-111111111111", .u
 static ems_principal client2 = {.id = "22222222-2222-4222-8222-222222222222", .username = "bob", .role = EMS_ROLE_CLIENT};
 static ems_principal admin = {.id = "33333333-3333-4333-8333-333333333333", .username = "root", .role = EMS_ROLE_ADMIN};
 
-static int start_replica(fixture *fx, int i, int embedded, const char *queue) {
+/* `queue` and `revocations`: the in-process bus has one consumer per queue, so each replica has its own. */
+static int start_replica(fixture *fx, int i, int embedded, const char *queue, const char *revocations) {
     replica *r = &fx->r[i];
     char err[256], rid[32];
     r->conf = ems_conf_new();
@@ -101,6 +105,7 @@ static int start_replica(fixture *fx, int i, int embedded, const char *queue) {
     ems_conf_add(r->conf, ems_role_ws.conf, ems_role_ws.nconf);
     if (ems_conf_load(r->conf, NULL, 0, NULL, err, sizeof err)) return -1;
     ems_conf_set(r->conf, "rabbitmq_notification_queue", queue, err, sizeof err);
+    ems_conf_set(r->conf, "rabbitmq_auth_ws_queue", revocations, err, sizeof err);
     snprintf(rid, sizeof rid, "test-%d", i);
     ems_conf_set(r->conf, "ws_replica_id", rid, err, sizeof err);
     ems_conf_set(r->conf, "ws_rate", "20", err, sizeof err);
@@ -145,8 +150,8 @@ static int setup(void **state, int replicas) {
     ems_jwt_sign(fx->jwt, &client1, 601, &tok_client1_b, &exp);
     ems_jwt_sign(fx->jwt, &client2, 600, &tok_client2, &exp);
     ems_jwt_sign(fx->jwt, &admin, 600, &tok_admin, &exp);
-    if (start_replica(fx, 0, replicas == 1, NQ)) return -1;
-    if (replicas == 2 && start_replica(fx, 1, 0, NQ ".second")) return -1;
+    if (start_replica(fx, 0, replicas == 1, NQ, RQ)) return -1;
+    if (replicas == 2 && start_replica(fx, 1, 0, NQ ".second", RQ ".second")) return -1;
     *state = fx;
     return 0;
 }
@@ -294,6 +299,40 @@ static int wsc_quiet(int fd, const char *type, int ms) {
     return j == NULL;
 }
 
+/* The close code the server sends, skipping other frames; -1 if none comes (or the socket just ends). */
+static int wsc_wait_close(int fd) {
+    for (;;) {
+        char *p = NULL;
+        int op = wsc_recv(fd, &p);
+        int code = op == 8 && p ? ((unsigned char)p[0] << 8 | (unsigned char)p[1]) : -1;
+        free(p);
+        if (op == 8 || op < 0) return code;
+    }
+}
+
+/* 1 if the session still answers a ping. */
+static int wsc_alive(int fd) {
+    wsc_send_json(fd, "{\"type\":\"ping\"}");
+    json_t *pong = wsc_expect(fd, "pong");
+    json_decref(pong);
+    return pong != NULL;
+}
+
+/* An error frame with code "unauthorized", then close code 4001. */
+static void assert_signed_out(int fd) {
+    json_t *e = wsc_expect(fd, "error");
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "unauthorized");
+    json_decref(e);
+    assert_int_equal(wsc_wait_close(fd), WS_CLOSE_SIGNED_OUT);
+}
+
+static void publish_revoked(fixture *fx, const char *id, long ver) {
+    char body[160];
+    snprintf(body, sizeof body, "{\"type\":\"account.revoked\",\"id\":\"%s\",\"ver\":%ld}", id, ver);
+    assert_int_equal(ems_bus_publish(fx->bus, RQ, body, strlen(body)), EMS_OK);
+}
+
 static void publish_alert(fixture *fx, const char *event_id, const char *owner, const char *device_name) {
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:f, s:f}", "event_id", event_id, "type", "alert",
                            "device_id", "44444444-4444-4444-8444-444444444444", "device_name", device_name,
@@ -370,6 +409,64 @@ static void test_refuses_revoked_tokens_and_fails_closed(void **state) {
     json_decref(pong);
     close(fd);
     free(revoked);
+}
+
+static void test_session_closes_when_its_token_expires(void **state) {
+    fixture *fx = *state;
+    char *brief = NULL;
+    int64_t exp;
+    assert_int_equal(ems_jwt_sign(fx->jwt, &client1, 2, &brief, &exp), EMS_OK);
+    int fd = wsc_open(ws_port(fx, 0), brief), other = wsc_open(ws_port(fx, 0), tok_client1);
+    assert_true(fd >= 0 && other >= 0);
+    json_decref(wsc_expect(fd, "hello"));
+    json_decref(wsc_expect(other, "hello"));
+    assert_true(wsc_alive(fd)); /* good until it expires */
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_signed_out(fd);
+    assert_true(wsc_alive(other)); /* the same user's session with a longer token stays */
+    close(fd);
+    close(other);
+    free(brief);
+}
+
+/*
+ * auth revokes client1's tokens below version 2 (a password change): its
+ * sessions on both replicas close, though only replica 0 hears auth; its
+ * session with a version-2 token and other users' stay, until the account is
+ * deleted (version 0: all).  A malformed revocation changes nothing.
+ */
+static void test_revocation_closes_open_sessions_on_every_replica(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < 50 && count_rows(fx, "SELECT count(*) FROM ws_replicas") < 2; i++) usleep(100 * 1000);
+    usleep(2500 * 1000); /* each replica has seen the other's heartbeat */
+    char *renewed = NULL;
+    int64_t exp;
+    ems_principal after = client1;
+    after.ver = 2;
+    assert_int_equal(ems_jwt_sign(fx->jwt, &after, 600, &renewed, &exp), EMS_OK);
+    int old0 = wsc_open(ws_port(fx, 0), tok_client1), old1 = wsc_open(ws_port(fx, 1), tok_client1_b);
+    int new1 = wsc_open(ws_port(fx, 1), renewed), bob = wsc_open(ws_port(fx, 0), tok_client2);
+    assert_true(old0 >= 0 && old1 >= 0 && new1 >= 0 && bob >= 0);
+    int fds[] = {old0, old1, new1, bob};
+    for (int i = 0; i < 4; i++) json_decref(wsc_expect(fds[i], "hello"));
+
+    const char *bad[] = {"not json", "{\"type\":\"account.revoked\",\"id\":\"nope\",\"ver\":9}",
+                         "{\"type\":\"account.updated\",\"id\":\"11111111-1111-4111-8111-111111111111\",\"ver\":9}"};
+    for (size_t i = 0; i < 3; i++) assert_int_equal(ems_bus_publish(fx->bus, RQ, bad[i], strlen(bad[i])), EMS_OK);
+    assert_true(wsc_alive(old0) && wsc_alive(old1));
+
+    publish_revoked(fx, client1.id, 2);
+    assert_signed_out(old0);
+    assert_signed_out(old1);
+    assert_true(wsc_alive(new1));
+    assert_true(wsc_alive(bob));
+
+    publish_revoked(fx, client1.id, 0);
+    assert_signed_out(new1);
+    assert_true(wsc_alive(bob));
+    for (int i = 0; i < 4; i++) close(fds[i]);
+    free(renewed);
 }
 
 static void test_notification_reaches_every_session_of_the_owner_only(void **state) {
@@ -662,6 +759,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_refuses_missing_and_bad_tokens, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_revoked_tokens_and_fails_closed, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_session_closes_when_its_token_expires, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_closes_open_sessions_on_every_replica, setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_notification_reaches_every_session_of_the_owner_only, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_offline_notifications_in_order_and_read, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_bad_notification_is_dead_lettered, setup_one, teardown),

@@ -153,18 +153,23 @@ def assistant_without_support_apologizes_over_postgres():
 
 
 @test
-def revoked_token_is_refused_by_every_replica():
-    # Each replica asks auth (AUTH_SERVICE_HOST) whether the token's account version still holds.
+def revoked_token_is_refused_by_every_replica_and_its_sockets_closed():
+    # auth announces the revocation on internal.auth.websocket.queue: one replica takes it and passes it to the
+    # other, so the sockets the old token opened close on both.  Each replica also asks auth (AUTH_SERVICE_HOST)
+    # whether a new socket's token version still holds.
     name, pw = f"wsr{secrets.token_hex(4)}", "pw-" + secrets.token_hex(8)
     st, j = http("POST", f"{AUTH}/api/auth/register", {
         "username": name, "password": pw, "first_name": "T", "last_name": "R", "email": f"{name}@example.org"})
     assert st == 201, (st, j)
-    for replica in (0, 1):
-        connect(j, replica).close()
+    open_ = [connect(j, replica) for replica in (0, 1)]
     st, k = http("PUT", f"{AUTH}/api/auth/password", {"old_password": pw, "new_password": pw + "-2"},
                  token=j["token"])
     assert st == 200, (st, k)
-    time.sleep(1.3)  # past ws_token_cache_ms
+    for replica, c in enumerate(open_):
+        e = c.expect("error")
+        assert e["code"] == "unauthorized", (replica, e)
+        code = c.wait_close()
+        assert code == 4001, (f"replica {replica + 1}", code)
     for replica in (0, 1):
         try:
             WSClient.connect("127.0.0.1", PORTS[replica], token=j["token"]).close()

@@ -100,35 +100,61 @@ def refuses_missing_bad_and_foreign_tokens():
     c.close()
 
 
+def assert_signed_out(c):
+    """An error frame 'unauthorized', then close code 4001 (sign in again)."""
+    e = c.expect("error")
+    assert e["code"] == "unauthorized", e
+    code = c.wait_close()
+    assert code == 4001, code
+
+
+def assert_refused(token, why):
+    try:
+        WSClient.connect(HOST, WS_PORT, token=token).close()
+        raise AssertionError("upgrade accepted " + why)
+    except Refused:
+        pass
+
+
 @test
-def revoked_tokens_are_refused():
-    # A password change moves the account's token version on: the token from before is dead on /ws too.
+def revoked_tokens_are_refused_and_their_sockets_closed():
+    # A password change moves the account's token version on: the sockets the old token opened close at once,
+    # and it cannot open another.
     name, pw = f"wsr{secrets.token_hex(4)}", "pw-" + secrets.token_hex(8)
     st, j = http("POST", "/api/auth/register", {
         "username": name, "password": pw, "first_name": "T", "last_name": "R", "email": f"{name}@example.org"})
     assert st == 201, (st, j)
     old = User(j["token"], j["user"])
-    c = old.ws()  # good before the change (and now cached by ws)
+    c1, c2 = old.ws(), old.ws()  # good before the change (and now cached by ws)
+    other = F.a.ws()
     st, j = http("PUT", "/api/auth/password", {"old_password": pw, "new_password": pw + "-2"}, token=old.token)
     assert st == 200 and j["token"] != old.token, (st, j)
     new = User(j["token"], j["user"])
-    time.sleep(1.3)  # past ws_token_cache_ms (1 s by default)
-    try:
-        WSClient.connect(HOST, WS_PORT, token=old.token).close()
-        raise AssertionError("upgrade accepted with the token from before the password change")
-    except Refused:
-        pass
-    new.ws().close()
-    c.close()
-    # An account deleted by an administrator: its token is refused.
-    st, _ = http("DELETE", f"/api/auth/accounts/{new.id}", token=F.admin.token)
+    assert_signed_out(c1)
+    assert_signed_out(c2)
+    assert_refused(old.token, "with the token from before the password change")
+    # The new token's socket, and other users', stay.
+    n = new.ws()
+    n.send_json({"type": "ping"})
+    n.expect("pong")
+    other.send_json({"type": "ping"})
+    other.expect("pong")
+    # An administrator changes the password: the new token's socket closes too.
+    st, _ = http("PATCH", f"/api/auth/accounts/{new.id}", {"password": pw + "-3"}, token=F.admin.token)
+    assert st == 200, st
+    assert_signed_out(n)
+    st, j = http("POST", "/api/auth/login", {"username": name, "password": pw + "-3"})
+    assert st == 200, (st, j)
+    last = User(j["token"], j["user"])
+    d = last.ws()
+    # An account deleted by an administrator: its socket closes, its token is refused.
+    st, _ = http("DELETE", f"/api/auth/accounts/{last.id}", token=F.admin.token)
     assert st in (200, 204), st
-    time.sleep(1.3)
-    try:
-        WSClient.connect(HOST, WS_PORT, token=new.token).close()
-        raise AssertionError("upgrade accepted with the token of a deleted account")
-    except Refused:
-        pass
+    assert_signed_out(d)
+    assert_refused(last.token, "with the token of a deleted account")
+    other.send_json({"type": "ping"})
+    other.expect("pong")
+    other.close()
 
 
 @test

@@ -85,6 +85,18 @@ static ems_rc announce(auth_role *a, ems_db *db, const char *type, const char *i
     return rc;
 }
 
+/*
+ * Tells ws that the account's tokens below version `ver` are revoked (all of
+ * them when ver is 0: the account is gone), so that the sockets they opened
+ * close.  In the transaction of the change, like announce.
+ */
+static ems_rc announce_revoked(auth_role *a, ems_db *db, const char *id, int64_t ver) {
+    json_t *ev = json_pack("{s:s, s:s, s:I}", "type", "account.revoked", "id", id, "ver", (json_int_t)ver);
+    ems_rc rc = ev ? ems_outbox_add(db, a->ws_queue, ev) : EMS_NOMEM;
+    json_decref(ev);
+    return rc;
+}
+
 static void ver_remember(auth_role *a, const char *id, int64_t ver) {
     uint32_t h = 2166136261u;
     for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
@@ -276,7 +288,9 @@ ems_rc auth_account_patch(ems_req *req, ems_resp *resp, void *ctx) {
     ems_rows *rows = NULL;
     int64_t admins = 1;
     rc = ems_db_begin(db);
-    if (!rc) rc = ems_db_query(db, &rows, "SELECT username, role, created_at FROM accounts WHERE id = $1", "s", id);
+    if (!rc)
+        rc = ems_db_query(db, &rows, "SELECT username, role, created_at, token_version FROM accounts WHERE id = $1",
+                          "s", id);
     if (!rc && ems_rows_count(rows) == 0) rc = ems_fail(resp, EMS_NOT_FOUND, "account %s not found", id);
     if (!rc && in.role && strcmp(in.role, "client") == 0 && strcmp(ems_rows_text(rows, 0, 1), "admin") == 0)
         rc = other_admins(db, id, &admins);
@@ -294,6 +308,7 @@ ems_rc auth_account_patch(ems_req *req, ems_resp *resp, void *ctx) {
     const char *role = in.role ? in.role : (rows && ems_rows_count(rows) ? ems_rows_text(rows, 0, 1) : "");
     int64_t created = rows && ems_rows_count(rows) ? ems_rows_int(rows, 0, 2) : 0;
     if (!rc) rc = announce(a, db, "account.updated", id, username, role, NULL);
+    if (!rc && bump) rc = announce_revoked(a, db, id, ems_rows_int(rows, 0, 3) + 1);
     if (!rc) rc = ems_db_commit(db);
     ems_store_put(a->env->store, db);
     json_t *body = rc ? NULL : account_json(id, username, role, created);
@@ -319,6 +334,7 @@ ems_rc auth_account_delete(ems_req *req, ems_resp *resp, void *ctx) {
     if (!rc && ems_rows_count(rows) == 0) rc = ems_fail(resp, EMS_NOT_FOUND, "account %s not found", id);
     if (!rc) rc = ems_db_exec(db, "DELETE FROM accounts WHERE id = $1", "s", id);
     if (!rc) rc = announce(a, db, "account.deleted", id, ems_rows_text(rows, 0, 0), ems_rows_text(rows, 0, 1), NULL);
+    if (!rc) rc = announce_revoked(a, db, id, 0);
     if (!rc) rc = ems_db_commit(db);
     ems_store_put(a->env->store, db);
     ems_rows_free(rows);
@@ -347,13 +363,17 @@ ems_rc auth_password(ems_req *req, ems_resp *resp, void *ctx) {
     if (!rc && ems_password_hash(new_pw, hash)) rc = ems_fail(resp, EMS_NOMEM, "cannot hash");
     ems_principal p = req->who;
     p.ver = rows && ems_rows_count(rows) ? ems_rows_int(rows, 0, 1) + 1 : 0;
+    if (!rc) rc = ems_db_begin(db); /* after the hashing, which takes a while */
     if (!rc)
         rc = ems_db_exec(db,
                          "UPDATE accounts SET password_hash = $1, token_version = $2, updated_at = $3 WHERE id = $4",
                          "siis", hash, p.ver, ems_now_ms(), req->who.id);
-    ems_store_put(a->env->store, db);
+    if (!rc) rc = announce_revoked(a, db, p.id, p.ver);
+    if (!rc) rc = ems_db_commit(db);
+    ems_store_put(a->env->store, db); /* rolls back what was not committed */
     ems_rows_free(rows);
     if (rc) return ems_fail(resp, rc, "cannot change the password");
+    (void)ems_outbox_flush(a->env->outbox);
     ver_remember(a, p.id, p.ver);
     return reply_token(a, resp, 200, &p);
 }

@@ -3,8 +3,10 @@
  *
  * Owns the accounts table (username, password hash, role, token version).
  * Announces every account change on internal.auth.user.queue (for users'
- * profiles) and internal.auth.device.queue (for devices' owners) through its
- * outbox.  Serves the gateway's forward-auth check, /api/auth/verify.
+ * profiles) and internal.auth.device.queue (for devices' owners), and every
+ * revocation of an account's tokens on internal.auth.websocket.queue (ws
+ * closes the sockets they opened), through its outbox.  Serves the gateway's
+ * forward-auth check, /api/auth/verify.
  */
 #include "auth.h"
 
@@ -50,12 +52,14 @@ static ems_rc auth_start(ems_role_env *env, void **state) {
     a->token_ttl = ems_conf_int(env->conf, "token_ttl");
     a->user_queue = EMS_Q_AUTH_USER(env->conf);
     a->device_queue = EMS_Q_AUTH_DEVICE(env->conf);
+    a->ws_queue = EMS_Q_AUTH_WS(env->conf);
     a->limiter = limiter_new((int)ems_conf_int(env->conf, "login_rate"),
                              (int)ems_conf_int(env->conf, "login_max_failures"),
                              (int)ems_conf_int(env->conf, "login_window"));
     ems_rc rc = a->limiter ? EMS_OK : EMS_NOMEM;
     if (!rc) rc = ems_bus_declare(env->bus, a->user_queue);
     if (!rc) rc = ems_bus_declare(env->bus, a->device_queue);
+    if (!rc) rc = ems_bus_declare(env->bus, a->ws_queue);
     if (!rc) rc = auth_ensure_admin(a, ems_conf_str(env->conf, "admin_username"),
                                     ems_conf_str(env->conf, "admin_password"));
     if (!rc) rc = ems_http_routes(env->http, auth_routes, sizeof auth_routes / sizeof auth_routes[0], a);

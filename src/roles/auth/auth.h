@@ -13,7 +13,7 @@ typedef struct auth_role {
     ems_role_env *env;
     int64_t token_ttl;
     limiter *limiter;
-    const char *user_queue, *device_queue;
+    const char *user_queue, *device_queue, *ws_queue;
     /* Token versions of recently seen accounts, so that checking a token for
      * revocation costs a lookup, not a query.  Written through on every change. */
     pthread_mutex_t ver_lock;

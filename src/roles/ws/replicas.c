@@ -14,7 +14,8 @@
  * closing in between would kick freed memory.  So an envelope waits for the
  * relay's next pass (at most its idle period, 1 s).
  *
- * A delivery travels as an envelope {from, at, target, user, exclude, msg}.
+ * A delivery travels as an envelope {from, at, target, user, exclude, ver, msg}
+ * (ver: for a revocation, the token version its sessions must reach).
  * Deliveries are live pushes (what they carry is already stored), so an
  * envelope older than STALE_MS — a replica restarting onto its old queue —
  * is acknowledged and dropped.  The replica id is stable across restarts
@@ -46,13 +47,15 @@ struct ws_replicas {
     size_t npeers;
 };
 
-static const char *target_names[] = {"user", "conversation", "admins", "clients"};
+/* Indexed by ws_target. */
+static const char *target_names[] = {"user", "conversation", "admins", "clients", "revoke"};
 
-void ws_replicas_publish(ws_replicas *r, ws_target target, const char *user, const char *exclude, const char *text) {
-    json_t *msg = json_loads(text, 0, NULL);
-    json_t *env = msg ? json_pack("{s:s, s:I, s:s, s:s, s:s, s:o}", "from", r->id, "at", (json_int_t)ems_now_ms(),
+void ws_replicas_publish(ws_replicas *r, ws_target target, const char *user, const char *exclude, int64_t ver,
+                         const char *text) {
+    json_t *msg = text ? json_loads(text, 0, NULL) : json_object();
+    json_t *env = msg ? json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:o}", "from", r->id, "at", (json_int_t)ems_now_ms(),
                                   "target", target_names[target], "user", user ? user : "", "exclude",
-                                  exclude ? exclude : "", "msg", msg)
+                                  exclude ? exclude : "", "ver", (json_int_t)ver, "msg", msg)
                       : NULL;
     if (!env) return;
     ems_rc rc = EMS_OK;
@@ -77,11 +80,11 @@ static ems_verdict on_envelope(const char *queue, const char *body, size_t len, 
     ws_replicas *r = ctx;
     json_t *env = json_loadb(body, len, 0, NULL);
     const char *from = NULL, *target = NULL, *user = NULL, *exclude = NULL;
-    json_int_t at = 0;
+    json_int_t at = 0, ver = 0;
     json_t *msg = NULL;
     size_t t = 0, nt = sizeof target_names / sizeof target_names[0];
-    if (!env || json_unpack(env, "{s:s, s:I, s:s, s:s, s:s, s:o}", "from", &from, "at", &at, "target", &target, "user",
-                            &user, "exclude", &exclude, "msg", &msg)) {
+    if (!env || json_unpack(env, "{s:s, s:I, s:s, s:s, s:s, s?:I, s:o}", "from", &from, "at", &at, "target", &target,
+                            "user", &user, "exclude", &exclude, "ver", &ver, "msg", &msg)) {
         ems_log(EMS_LOG_WARN, "ws.bad_envelope", "queue=%s", queue);
         json_decref(env);
         return EMS_BUS_REJECT;
@@ -91,7 +94,9 @@ static ems_verdict on_envelope(const char *queue, const char *body, size_t len, 
         json_decref(env);
         return EMS_BUS_REJECT;
     }
-    if (strcmp(from, r->id) != 0 && ems_now_ms() - at <= STALE_MS)
+    /* A revocation is acted on however late it comes: the sockets it closes may still be open. */
+    if (strcmp(from, r->id) != 0 && t == WS_REVOKE) ws_server_revoke(r->w->server, user, ver);
+    else if (strcmp(from, r->id) != 0 && ems_now_ms() - at <= STALE_MS)
         ws_server_post(r->w->server, (ws_target)t, user, exclude, json_dumps(msg, JSON_COMPACT));
     json_decref(env);
     return EMS_BUS_ACK;

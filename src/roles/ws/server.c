@@ -9,6 +9,11 @@
  * larger than max_message gets an error and a close (1009), more than
  * `rate` messages in one second a close (1008), a binary frame an error.
  *
+ * A session lives no longer than its token: once a second a sweep closes
+ * the sessions whose token expired, and a revocation from auth (a password
+ * changed, an account changed or deleted) closes those its token version
+ * no longer covers.  Either gets an error frame, then close code 4001.
+ *
  * Sessions are found by user id in a hash table; administrators are also on
  * a list of their own, since every conversation includes them.  All of it
  * belongs to the service thread; other threads only append to the job queue
@@ -27,6 +32,8 @@
 #define MAX_PENDING_BYTES (4u << 20)
 /* Frames written to one session per WRITEABLE callback, at most (fairness between sessions). */
 #define WRITE_BATCH 64
+/* How often the sessions are swept for expired tokens. */
+#define SWEEP_US (1000 * 1000)
 /* TCP keepalive: a peer gone without a FIN is dropped after about 60 + 3 x 10 s of silence. */
 #define KEEPALIVE_IDLE_S 60
 #define KEEPALIVE_PROBES 3
@@ -67,6 +74,7 @@ struct ws_server {
     session *buckets[BUCKETS]; /* service thread only, from here on */
     session *admins;
     size_t nsessions;
+    lws_sorted_usec_list_t sweep; /* the expiry sweep's timer */
 };
 
 static unsigned bucket_of(const char *id) {
@@ -146,7 +154,37 @@ static void fail_and_close(session *ss, ems_rc rc, const char *message, int code
     lws_callback_on_writable(ss->wsi);
 }
 
+/* The error frame, then close code 4001 once it is written: the client must sign in again. */
+static void sign_out(session *ss, const char *why) {
+    ems_log(EMS_LOG_INFO, "ws.signed_out", "user_id=%s reason=%s", ss->who.id, why);
+    fail_and_close(ss, EMS_UNAUTHORIZED,
+                   strcmp(why, "expired") == 0 ? "your session expired: sign in again"
+                                               : "your session was ended (password or account changed): sign in again",
+                   WS_CLOSE_SIGNED_OUT);
+}
+
+static void close_revoked(ws_server *s, const ws_job *j) {
+    ws_tokens_forget(s->w->tokens, j->user);
+    for (session *p = s->buckets[bucket_of(j->user)]; p; p = p->next_user)
+        if (strcmp(p->who.id, j->user) == 0 && (j->ver == 0 || p->who.ver < j->ver) && !p->close_code)
+            sign_out(p, "revoked");
+}
+
+/* Once a second, on the service thread: the sessions whose token expired are closed. */
+static void sweep(lws_sorted_usec_list_t *sul) {
+    ws_server *s = lws_container_of(sul, ws_server, sweep);
+    int64_t now_s = ems_now_ms() / 1000;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (session *p = s->buckets[b]; p; p = p->next_user)
+            if (p->who.exp && p->who.exp <= now_s && !p->close_code) sign_out(p, "expired");
+    if (!atomic_load(&s->stopping)) lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, SWEEP_US);
+}
+
 static void deliver(ws_server *s, const ws_job *j) {
+    if (j->target == WS_REVOKE) {
+        close_revoked(s, j);
+        return;
+    }
     int to_user = j->target == WS_TO_USER || j->target == WS_TO_CONVERSATION;
     if (to_user)
         for (session *p = s->buckets[bucket_of(j->user)]; p; p = p->next_user)
@@ -181,6 +219,25 @@ static void drain_jobs(ws_server *s) {
     }
 }
 
+/* Appends a job and wakes the service thread. */
+static void post_job(ws_server *s, ws_job *j) {
+    pthread_mutex_lock(&s->lock);
+    if (s->jobs_tail) s->jobs_tail->next = j;
+    else s->jobs_head = j;
+    s->jobs_tail = j;
+    pthread_mutex_unlock(&s->lock);
+    if (!atomic_load(&s->stopping)) lws_cancel_service(s->ctx);
+}
+
+void ws_server_revoke(ws_server *s, const char *user, int64_t ver) {
+    ws_job *j = s && user ? calloc(1, sizeof *j) : NULL;
+    if (!j) return;
+    j->target = WS_REVOKE;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    j->ver = ver;
+    post_job(s, j);
+}
+
 void ws_server_post(ws_server *s, ws_target target, const char *user, const char *exclude, char *text) {
     ws_job *j = s && text ? calloc(1, sizeof *j) : NULL;
     if (!j) {
@@ -192,12 +249,7 @@ void ws_server_post(ws_server *s, ws_target target, const char *user, const char
     snprintf(j->exclude, sizeof j->exclude, "%s", exclude ? exclude : "");
     j->text = text;
     j->len = strlen(text);
-    pthread_mutex_lock(&s->lock);
-    if (s->jobs_tail) s->jobs_tail->next = j;
-    else s->jobs_head = j;
-    s->jobs_tail = j;
-    pthread_mutex_unlock(&s->lock);
-    if (!atomic_load(&s->stopping)) lws_cancel_service(s->ctx);
+    post_job(s, j);
 }
 
 /* {"type":"presence","user_id","username","role","online"} to the other side. */
@@ -437,6 +489,7 @@ static void lws_log_emit(int level, const char *line) {
 
 static void *service(void *arg) {
     ws_server *s = arg;
+    lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, SWEEP_US); /* lws timers belong to the service thread */
     while (!atomic_load(&s->stopping))
         if (lws_service(s->ctx, 0) < 0) break;
     return NULL;
@@ -496,6 +549,7 @@ void ws_server_stop(ws_server *s) {
     if (s->started) {
         lws_cancel_service(s->ctx);
         pthread_join(s->thread, NULL);
+        lws_sul_cancel(&s->sweep);
     }
     if (s->ctx) lws_context_destroy(s->ctx); /* closes every session (CLOSED frees their frames) */
     ws_job *j = s->jobs_head;

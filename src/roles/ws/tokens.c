@@ -70,6 +70,11 @@ ems_rc ws_tokens_new(ws_role *w, ws_tokens **out) {
 
 void ws_tokens_free(ws_tokens *t) { free(t); }
 
+void ws_tokens_forget(ws_tokens *t, const char *id) {
+    cache_slot *s = slot_of(t, id);
+    if (strcmp(s->id, id) == 0) s->id[0] = '\0';
+}
+
 ems_rc ws_tokens_check(ws_tokens *t, const ems_principal *who, const char *token) {
     int64_t now = ems_now_ms(), ttl = ems_conf_int(t->w->env->conf, "ws_token_cache_ms");
     cache_slot *s = slot_of(t, who->id);

@@ -10,7 +10,8 @@
  * the role's HTTP server (chat.c).  Questions to the "assistant" peer are
  * asked of the support role over HTTP by worker threads (assistant.c).
  * A socket opens only with a token whose account still has that token
- * version, as auth says (tokens.c).
+ * version, as auth says (tokens.c); auth's revocations, on
+ * internal.auth.websocket.queue, close the sockets already open.
  * In distributed mode several ws replicas may run: each delivery is also
  * published to the other live replicas (replicas.c).
  */
@@ -44,8 +45,31 @@ static const ems_conf_def ws_conf[] = {
 void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg) {
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     if (!text) return;
-    if (w->replicas) ws_replicas_publish(w->replicas, target, user, exclude, text);
+    if (w->replicas) ws_replicas_publish(w->replicas, target, user, exclude, 0, text);
     ws_server_post(w->server, target, user, exclude, text);
+}
+
+/*
+ * internal.auth.websocket.queue: {type:"account.revoked", id, ver}, the
+ * account's tokens below version ver (0: all) are revoked.  Their sessions
+ * close here and, through the other replicas' queues, everywhere: replicas
+ * compete for this queue, so one of them hears it for all.
+ */
+static ems_verdict ws_on_revoked(const char *queue, const char *body, size_t len, void *ctx) {
+    ws_role *w = ctx;
+    json_t *ev = json_loadb(body, len, 0, NULL);
+    const char *type = NULL, *id = NULL;
+    json_int_t ver = -1;
+    if (json_unpack(ev, "{s:s, s:s, s:I}", "type", &type, "id", &id, "ver", &ver) ||
+        strcmp(type, "account.revoked") != 0 || !ems_uuid_valid(id) || ver < 0) {
+        ems_log(EMS_LOG_WARN, "ws.bad_revocation", "queue=%s", queue);
+        json_decref(ev);
+        return EMS_BUS_REJECT;
+    }
+    if (w->replicas) ws_replicas_publish(w->replicas, WS_REVOKE, id, NULL, ver, NULL);
+    ws_server_revoke(w->server, id, ver);
+    json_decref(ev);
+    return EMS_BUS_ACK;
 }
 
 /*
@@ -127,7 +151,7 @@ static ems_rc ws_start(ems_role_env *env, void **state) {
     w->env = env;
     w->max_message = (size_t)ems_conf_int(env->conf, "ws_max_message");
     w->rate = (unsigned)ems_conf_int(env->conf, "ws_rate");
-    const char *queue = EMS_Q_NOTIFICATION(env->conf);
+    const char *queue = EMS_Q_NOTIFICATION(env->conf), *revocations = EMS_Q_AUTH_WS(env->conf);
     ems_rc rc = ws_tokens_new(w, &w->tokens);
     if (!rc) rc = ws_assistant_start(w, &w->assistant);
     if (!rc) rc = ws_server_start(w, ems_conf_str(env->conf, "bind"), ws_port_of(env->conf), &w->server);
@@ -142,6 +166,8 @@ static ems_rc ws_start(ems_role_env *env, void **state) {
     if (!rc) rc = ems_http_routes(env->http, ws_routes, sizeof ws_routes / sizeof ws_routes[0], w);
     if (!rc) rc = ems_bus_declare(env->bus, queue);
     if (!rc) rc = ems_bus_consume(env->bus, queue, 100, ws_on_notification, w);
+    if (!rc) rc = ems_bus_declare(env->bus, revocations);
+    if (!rc) rc = ems_bus_consume(env->bus, revocations, 100, ws_on_revoked, w);
     if (rc) {
         ws_stop(w);
         return rc;

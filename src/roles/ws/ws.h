@@ -28,7 +28,11 @@ typedef enum {
     WS_TO_CONVERSATION, /* the client `user` and every administrator */
     WS_TO_ADMINS,       /* every administrator */
     WS_TO_CLIENTS,      /* every client */
+    WS_REVOKE,          /* closes the sessions of `user` opened with a token version below `ver` (0: all) */
 } ws_target;
+
+/* The close code of a session whose token expired or was revoked: sign in again. */
+#define WS_CLOSE_SIGNED_OUT 4001
 
 /* A frame to deliver; `text` is the JSON text sent as is. */
 typedef struct ws_job {
@@ -36,7 +40,8 @@ typedef struct ws_job {
     ws_target target;
     char user[EMS_ID_LEN];    /* for USER / CONVERSATION */
     char exclude[EMS_ID_LEN]; /* sessions of this user are skipped ("" = none) */
-    char *text;               /* malloc'd */
+    int64_t ver;              /* for REVOKE */
+    char *text;               /* malloc'd; NULL for REVOKE */
     size_t len;
 } ws_job;
 
@@ -73,6 +78,9 @@ void ws_server_stop(ws_server *s); /* accepts NULL */
  * (malloc'd).  Deliveries are made in the order they were handed over.
  */
 void ws_server_post(ws_server *s, ws_target target, const char *user, const char *exclude, char *text);
+
+/* Closes the sessions of `user` whose token version is below `ver` (0: all of them), from any thread. */
+void ws_server_revoke(ws_server *s, const char *user, int64_t ver);
 
 /* A delivery from this replica: to the local sessions and, distributed, to the other replicas. */
 void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg);
@@ -133,13 +141,16 @@ ems_rc ws_tokens_new(ws_role *w, ws_tokens **out);
  * cannot say (the caller refuses: fail closed).  Service thread only.
  */
 ems_rc ws_tokens_check(ws_tokens *t, const ems_principal *who, const char *token);
+/* Drops what is cached of an account (its tokens were just revoked).  Service thread only. */
+void ws_tokens_forget(ws_tokens *t, const char *id);
 void ws_tokens_free(ws_tokens *t); /* accepts NULL */
 
 /* ---- replicas.c: distributed mode only ---- */
 
 ems_rc ws_replicas_start(ws_role *w, ws_replicas **out);
-/* Writes a delivery (its envelope) to the outbox for every other live replica. */
-void ws_replicas_publish(ws_replicas *r, ws_target target, const char *user, const char *exclude, const char *text);
+/* Writes a delivery (its envelope) to the outbox for every other live replica; `ver` only for REVOKE. */
+void ws_replicas_publish(ws_replicas *r, ws_target target, const char *user, const char *exclude, int64_t ver,
+                         const char *text);
 void ws_replicas_stop(ws_replicas *r); /* accepts NULL */
 
 #endif
