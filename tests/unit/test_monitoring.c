@@ -14,7 +14,8 @@
  * A second group runs the replica's batch consumer over a real PostgreSQL
  * (a private server started with tests/lib/pg.sh on a free loopback port and
  * stopped at the end, or EMS_TEST_PG_URL), where readings are inserted with
- * one statement per device: the same exactness checks there.
+ * one statement per device: the same exactness checks there, and a device's
+ * delete and upsert applied at once by two replicas.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1171,6 +1172,55 @@ static void test_batch_of_many_devices(void **state) {
     }
 }
 
+/* A second replica applying an upsert of `id` on its own connection, in a thread. */
+static void *pg_upsert_device(void *arg) {
+    const char *id = arg;
+    json_t *device = json_pack("{s:s, s:s, s:f, s:I}", "id", id, "name", "late", "max_hourly_kwh", 9.0, "updated_at",
+                               (json_int_t)T0 + 2);
+    ems_db *db = ems_store_get(pg.store);
+    ems_rc rc = db ? ems_db_begin(db) : EMS_UNAVAILABLE;
+    if (!rc) rc = monitoring_device_event(db, EMS_STORE_PG, "device.upserted", device, T0 + 2);
+    if (!rc) rc = ems_db_commit(db);
+    ems_store_put(pg.store, db);
+    json_decref(device);
+    return (void *)(intptr_t)rc;
+}
+
+/*
+ * Two replicas apply a device's delete and a late upsert of it at the same
+ * moment: the upsert must not bring the device back.  The delete is held
+ * open while the upsert runs; without the per-device lock the upsert's check
+ * of deleted_devices misses the uncommitted delete and its insert lands
+ * after it.
+ */
+static void test_pg_delete_and_upsert_at_once(void **state) {
+    (void)state;
+    char id[EMS_ID_LEN];
+    ems_uuid(id);
+    json_t *device = json_pack("{s:s, s:s, s:f, s:I}", "id", id, "name", "m", "max_hourly_kwh", 1.0, "updated_at",
+                               (json_int_t)T0);
+    ems_db *db = ems_store_get(pg.store);
+    assert_non_null(db);
+    assert_int_equal(ems_db_begin(db), EMS_OK);
+    assert_int_equal(monitoring_device_event(db, EMS_STORE_PG, "device.upserted", device, T0), EMS_OK);
+    assert_int_equal(ems_db_commit(db), EMS_OK);
+    assert_float_equal(pg_double("SELECT count(*) FROM devices WHERE id = $1", id), 1, 0);
+
+    assert_int_equal(ems_db_begin(db), EMS_OK);
+    assert_int_equal(monitoring_device_event(db, EMS_STORE_PG, "device.deleted", device, T0 + 1), EMS_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pg_upsert_device, id), 0);
+    usleep(300 * 1000); /* the upsert is under way on the other connection */
+    assert_int_equal(ems_db_commit(db), EMS_OK);
+    ems_store_put(pg.store, db);
+    void *rc = NULL;
+    pthread_join(t, &rc);
+    assert_int_equal((intptr_t)rc, EMS_OK);
+    assert_float_equal(pg_double("SELECT count(*) FROM devices WHERE id = $1", id), 0, 0);
+    assert_float_equal(pg_double("SELECT count(*) FROM deleted_devices WHERE id = $1", id), 1, 0);
+    json_decref(device);
+}
+
 int main(void) {
     const char *level = getenv("EMS_LOG_LEVEL");
     ems_log_set_level(level && ems_log_level_parse(level) >= 0 ? (ems_log_level)ems_log_level_parse(level)
@@ -1194,6 +1244,7 @@ int main(void) {
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test(test_pg_batches_exact_and_alert_once),
+        cmocka_unit_test(test_pg_delete_and_upsert_at_once),
     };
     int failures = cmocka_run_group_tests_name("embedded", tests, setup, teardown);
     return failures + cmocka_run_group_tests_name("postgresql", pg_tests, setup_pg, teardown_pg);

@@ -38,16 +38,34 @@ static const ems_route monitoring_routes[] = {
     {"POST", "/api/readings", EMS_ACCESS_INGEST, monitoring_post_readings},
 };
 
-/* Applies one device event inside the caller's transaction. */
-static ems_rc apply_device_event(ems_db *db, const char *type, json_t *device, int64_t at) {
+/*
+ * PostgreSQL: one device's events are applied one at a time.  Replicas
+ * consume the device events side by side, and under READ COMMITTED a delete
+ * and an upsert applied at once could each miss the other: the upsert looks
+ * in deleted_devices before the delete commits and inserts after it, which
+ * brings the device back.  The lock, held to the end of the transaction,
+ * makes the later of the two see the earlier.  SQLite has one writer at a
+ * time already.
+ */
+static ems_rc lock_device(ems_db *db, ems_store_engine engine, const char *id) {
+    if (engine != EMS_STORE_PG) return EMS_OK;
+    ems_rows *rows = NULL;
+    ems_rc rc = ems_db_query(db, &rows, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "s", id);
+    ems_rows_free(rows);
+    return rc;
+}
+
+ems_rc monitoring_device_event(ems_db *db, ems_store_engine engine, const char *type, json_t *device, int64_t at) {
     const char *id = NULL, *name = "", *owner = NULL;
     json_t *owner_json = NULL;
     double limit = 0;
     json_int_t updated = at;
     if (strcmp(type, "device.deleted") == 0) {
         if (json_unpack(device, "{s:s}", "id", &id) || !ems_uuid_valid(id)) return EMS_BAD_REQUEST;
-        ems_rc rc = ems_db_exec(db, "INSERT INTO deleted_devices (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                                "si", id, at);
+        ems_rc rc = lock_device(db, engine, id);
+        if (!rc)
+            rc = ems_db_exec(db, "INSERT INTO deleted_devices (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                             "si", id, at);
         return rc ? rc : ems_db_exec(db, "DELETE FROM devices WHERE id = $1", "s", id);
     }
     if (strcmp(type, "device.upserted") != 0) return EMS_BAD_REQUEST;
@@ -62,7 +80,8 @@ static ems_rc apply_device_event(ems_db *db, const char *type, json_t *device, i
      * never overwrites a newer one.
      */
     ems_rows *rows = NULL;
-    ems_rc rc = ems_db_query(db, &rows, "SELECT 1 FROM deleted_devices WHERE id = $1", "s", id);
+    ems_rc rc = lock_device(db, engine, id);
+    if (!rc) rc = ems_db_query(db, &rows, "SELECT 1 FROM deleted_devices WHERE id = $1", "s", id);
     size_t deleted = rc ? 0 : ems_rows_count(rows);
     ems_rows_free(rows);
     if (rc || deleted) return rc;
@@ -97,7 +116,7 @@ static ems_verdict monitoring_on_device(const char *queue, const char *body, siz
         ems_db_rollback(db);
         goto cleanup;
     }
-    if (!rc) rc = apply_device_event(db, type, device, at);
+    if (!rc) rc = monitoring_device_event(db, ems_store_engine_of(m->env->store), type, device, at);
     if (rc == EMS_BAD_REQUEST) {
         ems_log(EMS_LOG_WARN, "monitoring.bad_event", "queue=%s type=%s", queue, type);
         verdict = EMS_BUS_REJECT;

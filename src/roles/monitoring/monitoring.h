@@ -8,10 +8,12 @@
 #ifndef EMS_ROLE_MONITORING_H
 #define EMS_ROLE_MONITORING_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 
 #include "role.h"
+#include "store.h"
 
 /* Quarter hours and hours in epoch milliseconds. */
 #define MON_BUCKET_MS 900000LL
@@ -34,6 +36,13 @@ static inline int64_t mon_hour_of(int64_t ts) { return ts - ts % MON_HOUR_MS; }
 
 /* internal.loadbalancer.monitoring.queue.N consumer (ingest.c): one transaction per batch. */
 void monitoring_on_readings(const char *queue, const ems_bus_msg *msgs, size_t n, ems_verdict *verdicts, void *ctx);
+
+/*
+ * Applies one device event (type "device.upserted" or "device.deleted") to
+ * the replica of devices, inside the caller's transaction (monitoring.c).
+ * EMS_BAD_REQUEST for a malformed one.
+ */
+ems_rc monitoring_device_event(ems_db *db, ems_store_engine engine, const char *type, json_t *device, int64_t at);
 
 /* POST /api/readings (ingest.c). */
 ems_rc monitoring_post_readings(ems_req *req, ems_resp *resp, void *ctx);
