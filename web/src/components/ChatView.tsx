@@ -13,6 +13,7 @@ import { ASSISTANT, failureOf, lastUnseenFromOther, type ChatMessage, type Outgo
 import { useUser } from '../session/SessionContext';
 import { FormAlert } from './Field';
 import { Loading } from './States';
+import { errorMessage } from '../lib/errors';
 
 /** The server's limit on a message, in UTF-8 bytes. */
 export const MAX_CHAT_BYTES = 4000;
@@ -83,7 +84,7 @@ export function ChatView({ peer }: { peer: ChatPeer }) {
     setLoadError(null);
     loadHistory(restPeer, conversation, controller.signal).catch((reason: unknown) => {
       if (!isAbort(reason) && !controller.signal.aborted) {
-        setLoadError(reason instanceof Error ? reason.message : String(reason));
+        setLoadError(errorMessage(reason));
       }
     });
     return () => controller.abort();
@@ -220,30 +221,8 @@ export function ChatView({ peer }: { peer: ChatPeer }) {
             }}
           />
         ))}
-        {answering ? (
-          <li className="bubble-row bubble-row-assistant">
-            <div className="bubble bubble-assistant bubble-typing" role="status" data-testid="answering">
-              <span className="chat-typing-name">The assistant is answering</span>
-              <span className="dots" aria-hidden="true">
-                <i />
-                <i />
-                <i />
-              </span>
-            </div>
-          </li>
-        ) : null}
-        {otherTyping ? (
-          <li className="bubble-row bubble-row-assistant">
-            <div className="bubble bubble-assistant bubble-typing" role="status" data-testid="typing">
-              <span className="chat-typing-name">{otherTyping.username} is typing</span>
-              <span className="dots" aria-hidden="true">
-                <i />
-                <i />
-                <i />
-              </span>
-            </div>
-          </li>
-        ) : null}
+        {answering ? <Typing testId="answering">The assistant is answering</Typing> : null}
+        {otherTyping ? <Typing testId="typing">{`${otherTyping.username} is typing`}</Typing> : null}
       </ol>
       {assistant && loaded && messages.length === 0 && outgoing.length === 0 ? (
         <div className="assistant-suggestions" role="group" aria-label="Suggested questions">
@@ -280,6 +259,22 @@ export function ChatView({ peer }: { peer: ChatPeer }) {
       </form>
       <FormAlert message={error ?? loadError} />
     </section>
+  );
+}
+
+/** The other side at work on an answer: who, and three moving dots. */
+function Typing({ testId, children }: { testId: string; children: string }) {
+  return (
+    <li className="bubble-row bubble-row-assistant">
+      <div className="bubble bubble-assistant bubble-typing" role="status" data-testid={testId}>
+        <span className="chat-typing-name">{children}</span>
+        <span className="dots" aria-hidden="true">
+          <i />
+          <i />
+          <i />
+        </span>
+      </div>
+    </li>
   );
 }
 

@@ -1,24 +1,46 @@
 // The controls above the consumption and alert pages: a day (a calendar input between previous
 // and next buttons), a month (the same, for the consumption page's month view) and a time zone
 // (the common zones, the browser's own first).
-import { useId } from 'react';
+import { useId, type ReactNode } from 'react';
 import { addDays, addMonths, isDate, isMonth, zoneChoices, zoneLabel } from '../time';
 
-export function DayPicker({ date, max, onChange }: { date: string; max?: string; onChange: (date: string) => void }) {
+/** A calendar input between previous and next buttons; next is disabled at the latest allowed value. */
+function Stepper({
+  label,
+  unit,
+  atMax,
+  onStep,
+  children,
+}: {
+  label: string;
+  /** What a step moves by, as the buttons name it: "Previous day". */
+  unit: string;
+  atMax: boolean;
+  onStep: (by: -1 | 1) => void;
+  /** The input, with the id from `useId` that the label points at. */
+  children: (id: string) => ReactNode;
+}) {
   const id = useId();
-  const atMax = max !== undefined && date >= max;
   return (
     <div className="field">
-      <label htmlFor={id}>Day</label>
+      <label htmlFor={id}>{label}</label>
       <div className="day-picker">
-        <button
-          type="button"
-          className="button icon-step"
-          aria-label="Previous day"
-          onClick={() => onChange(addDays(date, -1))}
-        >
+        <button type="button" className="button icon-step" aria-label={`Previous ${unit}`} onClick={() => onStep(-1)}>
           ‹
         </button>
+        {children(id)}
+        <button type="button" className="button icon-step" aria-label={`Next ${unit}`} disabled={atMax} onClick={() => onStep(1)}>
+          ›
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export function DayPicker({ date, max, onChange }: { date: string; max?: string; onChange: (date: string) => void }) {
+  return (
+    <Stepper label="Day" unit="day" atMax={max !== undefined && date >= max} onStep={(by) => onChange(addDays(date, by))}>
+      {(id) => (
         <input
           id={id}
           type="date"
@@ -29,30 +51,15 @@ export function DayPicker({ date, max, onChange }: { date: string; max?: string;
             if (isDate(event.target.value)) onChange(event.target.value);
           }}
         />
-        <button
-          type="button"
-          className="button icon-step"
-          aria-label="Next day"
-          disabled={atMax}
-          onClick={() => onChange(addDays(date, 1))}
-        >
-          ›
-        </button>
-      </div>
-    </div>
+      )}
+    </Stepper>
   );
 }
 
 export function MonthPicker({ month, max, onChange }: { month: string; max?: string; onChange: (month: string) => void }) {
-  const id = useId();
-  const atMax = max !== undefined && month >= max;
   return (
-    <div className="field">
-      <label htmlFor={id}>Month</label>
-      <div className="day-picker">
-        <button type="button" className="button icon-step" aria-label="Previous month" onClick={() => onChange(addMonths(month, -1))}>
-          ‹
-        </button>
+    <Stepper label="Month" unit="month" atMax={max !== undefined && month >= max} onStep={(by) => onChange(addMonths(month, by))}>
+      {(id) => (
         <input
           id={id}
           type="month"
@@ -63,17 +70,8 @@ export function MonthPicker({ month, max, onChange }: { month: string; max?: str
             if (isMonth(event.target.value) && (max === undefined || event.target.value <= max)) onChange(event.target.value);
           }}
         />
-        <button
-          type="button"
-          className="button icon-step"
-          aria-label="Next month"
-          disabled={atMax}
-          onClick={() => onChange(addMonths(month, 1))}
-        >
-          ›
-        </button>
-      </div>
-    </div>
+      )}
+    </Stepper>
   );
 }
 

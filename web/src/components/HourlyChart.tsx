@@ -2,6 +2,7 @@
 // kWh on a Y axis with round ticks, the device's hourly limit as a dashed line, and the hours
 // over it in the danger colour. The geometry is a pure function so tests can check it; the SVG
 // is an image with a spoken summary, the page's hourly table carries the numbers.
+import { ChartFrame, chartNumber, LegendItem } from './ChartFrame';
 
 export interface ChartHour {
   /** "14:00", or "02:00 +03:00" for a repeated hour. */
@@ -78,8 +79,6 @@ export function chartGeometry(hours: ChartHour[], limit: number, width = CHART_W
   return { width, height, plot, bars, max, ticks, limitY: limit > 0 ? scale(limit) : null };
 }
 
-const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 3 });
-
 interface HourlyChartProps {
   hours: ChartHour[];
   limit: number;
@@ -93,72 +92,45 @@ export function HourlyChart({ hours, limit, label, date }: HourlyChartProps) {
   const g = chartGeometry(hours, limit);
   const { plot } = g;
   return (
-    <figure className="chart">
-      <div className="chart-scroll">
-        <svg
-          className="chart-svg"
-          viewBox={`0 0 ${g.width} ${g.height}`}
-          role="img"
-          aria-label={label}
-          data-testid="hourly-chart"
-          data-date={date}
-          preserveAspectRatio="xMidYMid meet"
-        >
-          <text className="chart-unit" x={plot.left - 8} y={plot.top - 12} textAnchor="end">
-            kWh
+    <ChartFrame
+      g={g}
+      label={label}
+      data={{ 'data-testid': 'hourly-chart', 'data-date': date }}
+      overlay={
+        g.limitY !== null ? (
+          <g className="chart-limit" data-testid="limit-line">
+            <line x1={plot.left} x2={plot.right} y1={g.limitY} y2={g.limitY} />
+            <text x={plot.right} y={g.limitY - 6} textAnchor="end">
+              {`Limit ${chartNumber.format(limit)} kWh`}
+            </text>
+          </g>
+        ) : null
+      }
+      legend={
+        <>
+          <LegendItem swatch="bar">Consumption</LegendItem>
+          <LegendItem swatch="over">Over the limit</LegendItem>
+          <LegendItem swatch="limit">Hourly limit</LegendItem>
+        </>
+      }
+    >
+      {g.bars.map((bar, i) => (
+        <g key={`${bar.label}-${i}`}>
+          <rect
+            className={bar.over ? 'chart-bar chart-bar-over' : 'chart-bar'}
+            x={bar.x}
+            y={bar.y}
+            width={bar.width}
+            height={bar.height}
+            rx={Math.min(3, bar.width / 4)}
+          >
+            <title>{`${bar.label}: ${chartNumber.format(bar.kwh)} kWh${bar.over ? ' (over the limit)' : ''}`}</title>
+          </rect>
+          <text className="chart-hour" x={bar.center} y={plot.bottom + 18} textAnchor="middle">
+            {bar.label.slice(0, 2)}
           </text>
-          {g.ticks.map((tick) => (
-            <g key={tick.value} className="chart-tick">
-              <line x1={plot.left} x2={plot.right} y1={tick.y} y2={tick.y} className="chart-grid" />
-              <text x={plot.left - 8} y={tick.y} dy="0.35em" textAnchor="end">
-                {number.format(tick.value)}
-              </text>
-            </g>
-          ))}
-          {g.bars.map((bar, i) => (
-            <g key={`${bar.label}-${i}`}>
-              <rect
-                className={bar.over ? 'chart-bar chart-bar-over' : 'chart-bar'}
-                x={bar.x}
-                y={bar.y}
-                width={bar.width}
-                height={bar.height}
-                rx={Math.min(3, bar.width / 4)}
-              >
-                <title>{`${bar.label}: ${number.format(bar.kwh)} kWh${bar.over ? ' (over the limit)' : ''}`}</title>
-              </rect>
-              <text
-                className="chart-hour"
-                x={bar.center}
-                y={plot.bottom + 18}
-                textAnchor="middle"
-              >
-                {bar.label.slice(0, 2)}
-              </text>
-            </g>
-          ))}
-          <line className="chart-axis" x1={plot.left} x2={plot.right} y1={plot.bottom} y2={plot.bottom} />
-          {g.limitY !== null ? (
-            <g className="chart-limit" data-testid="limit-line">
-              <line x1={plot.left} x2={plot.right} y1={g.limitY} y2={g.limitY} />
-              <text x={plot.right} y={g.limitY - 6} textAnchor="end">
-                {`Limit ${number.format(limit)} kWh`}
-              </text>
-            </g>
-          ) : null}
-        </svg>
-      </div>
-      <figcaption className="chart-legend">
-        <span>
-          <i className="swatch swatch-bar" aria-hidden="true" /> Consumption
-        </span>
-        <span>
-          <i className="swatch swatch-over" aria-hidden="true" /> Over the limit
-        </span>
-        <span>
-          <i className="swatch swatch-limit" aria-hidden="true" /> Hourly limit
-        </span>
-      </figcaption>
-    </figure>
+        </g>
+      ))}
+    </ChartFrame>
   );
 }

@@ -8,6 +8,7 @@ import { roleLabel } from '../format';
 import { LiveProvider, useLive } from '../live/LiveContext';
 import { unreadOf } from '../pages/admin/Inbox';
 import { useSession, useUser } from '../session/SessionContext';
+import { UnreadCount } from './InboxEntry';
 import { NotificationBell, Toasts } from './LiveAlerts';
 
 const NAV: Record<Role, { to: string; label: string }[]> = {
@@ -80,12 +81,7 @@ function Frame() {
             {NAV[user.role].map((item) => (
               <NavLink key={item.to} to={item.to} className="mainnav-link">
                 {item.label}
-                {item.label === 'Chat' && chatUnread > 0 ? (
-                  <span className="nav-count" data-testid="chat-unread">
-                    {chatUnread}
-                    <span className="visually-hidden"> unread</span>
-                  </span>
-                ) : null}
+                {item.label === 'Chat' ? <UnreadCount count={chatUnread} className="nav-count" testId="chat-unread" /> : null}
               </NavLink>
             ))}
           </nav>

@@ -1,8 +1,10 @@
 // A modal dialog: focus moves in and stays in (Tab wraps), Escape closes, focus returns to the
 // button that opened it, and the page behind does not scroll.
-import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
+import { useEffect, useId, useRef, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
 import { createPortal } from 'react-dom';
-import { FormAlert } from './Field';
+import { useAction } from '../hooks/useAction';
+import type { Form } from '../hooks/useForm';
+import { FormAlert, SubmitButton } from './Field';
 
 const FOCUSABLE =
   'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
@@ -86,26 +88,16 @@ export function Modal({ title, onClose, children, footer, size = 'medium' }: Mod
 interface ConfirmProps {
   title: string;
   children: ReactNode;
-  confirmLabel: string;
+  /** The confirming button; the title by default ("Delete device"). */
+  confirmLabel?: string;
   onConfirm: () => Promise<void>;
   onClose: () => void;
 }
 
 /** Asks before a destructive action; shows the server's refusal in place. */
-export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onClose }: ConfirmProps) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-
-  const confirm = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await onConfirm();
-    } catch (reason) {
-      setError(reason instanceof Error ? reason.message : String(reason));
-      setBusy(false);
-    }
-  };
+export function ConfirmDialog({ title, children, confirmLabel = title, onConfirm, onClose }: ConfirmProps) {
+  const { busy, error, run } = useAction();
+  const confirm = () => run(onConfirm);
 
   return (
     <Modal
@@ -125,6 +117,41 @@ export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onClos
     >
       <div className="confirm-text">{children}</div>
       <FormAlert message={error} />
+    </Modal>
+  );
+}
+
+interface FormDialogProps {
+  title: string;
+  /** The form's id: the submit button sits in the dialog's footer, outside the form. */
+  formId: string;
+  onSubmit: (event: FormEvent<HTMLFormElement>) => void;
+  onClose: () => void;
+  /** The form's state: busy while it is sent, and the server's refusal, shown under the fields. */
+  form: Pick<Form<string>, 'busy' | 'serverError'>;
+  submitLabel: string;
+  children: ReactNode;
+}
+
+/** A create or edit form in a dialog, with Cancel and the submit button at the bottom. */
+export function FormDialog({ title, formId, onSubmit, onClose, form, submitLabel, children }: FormDialogProps) {
+  return (
+    <Modal
+      title={title}
+      onClose={onClose}
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose}>
+            Cancel
+          </button>
+          <SubmitButton busy={form.busy} label={submitLabel} busyLabel="Saving…" form={formId} />
+        </>
+      }
+    >
+      <form id={formId} onSubmit={onSubmit} noValidate className="form">
+        {children}
+        <FormAlert message={form.serverError} />
+      </form>
     </Modal>
   );
 }

@@ -1,5 +1,7 @@
 // What a page shows while it loads, when it has nothing, and when loading failed.
 import type { ReactNode } from 'react';
+import type { ApiError } from '../api';
+import type { Resource } from '../hooks/useResource';
 
 export function Loading({ label = 'Loading…' }: { label?: string }) {
   return (
@@ -31,5 +33,21 @@ export function LoadError({ message, onRetry }: { message: string; onRetry?: () 
         </button>
       ) : null}
     </div>
+  );
+}
+
+/** A failed load; when the thing asked for does not exist, `notFound` says so and there is no retry. */
+export function ResourceError({ error, onRetry, notFound }: { error: ApiError; onRetry: () => void; notFound?: string }) {
+  const gone = notFound !== undefined && error.code === 'not_found';
+  return <LoadError message={gone ? notFound : error.message} onRetry={gone ? undefined : onRetry} />;
+}
+
+/** A resource's spinner until its first answer, and its failure (kept while older data shows). */
+export function ResourceStates({ resource, loading, notFound }: { resource: Omit<Resource<unknown>, 'setData'>; loading: string; notFound?: string }) {
+  return (
+    <>
+      {resource.loading && !resource.data ? <Loading label={loading} /> : null}
+      {resource.error ? <ResourceError error={resource.error} onRetry={resource.reload} notFound={notFound} /> : null}
+    </>
   );
 }

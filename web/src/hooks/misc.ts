@@ -17,3 +17,8 @@ export function useDebounced<T>(value: T, delay = 300): T {
   }, [value, delay]);
   return settled;
 }
+
+/** The list offset in the address (`?offset=40`): a whole number, 0 when absent or invalid. */
+export function offsetParam(params: URLSearchParams): number {
+  return Math.max(0, Number.parseInt(params.get('offset') ?? '0', 10) || 0);
+}

@@ -2,6 +2,14 @@
 // typing; a failed submit focuses the first bad field; the server's refusal lands in serverError.
 import { useRef, useState, type FormEvent } from 'react';
 import { hasErrors, validate, type Check, type Errors } from '../validation';
+import { errorMessage } from '../lib/errors';
+
+/** What a form control needs of one field: its value, its setter and its message. */
+export interface FieldBinding {
+  value: string;
+  onChange: (value: string) => void;
+  error: string | undefined;
+}
 
 export interface Form<K extends string> {
   values: Record<K, string>;
@@ -9,6 +17,8 @@ export interface Form<K extends string> {
   serverError: string | null;
   busy: boolean;
   set: (key: K) => (value: string) => void;
+  /** The value, setter and error of `key`, to spread on a TextField, TextArea or SelectField. */
+  field: (key: K) => FieldBinding;
   setValues: (values: Record<K, string>) => void;
   setServerError: (message: string | null) => void;
   /** Validates, then runs `action` unless a check failed; returns the submit handler. */
@@ -31,6 +41,8 @@ export function useForm<K extends string>(
     if (submitted.current) setErrors(validate(next, checks(next)));
   };
 
+  const field = (key: K): FieldBinding => ({ value: values[key], onChange: set(key), error: errors[key] });
+
   const onSubmit = (action: (values: Record<K, string>) => Promise<void>) => (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
     if (busy) return;
@@ -47,11 +59,11 @@ export function useForm<K extends string>(
     action(values).then(
       () => setBusy(false),
       (reason: unknown) => {
-        setServerError(reason instanceof Error ? reason.message : String(reason));
+        setServerError(errorMessage(reason));
         setBusy(false);
       },
     );
   };
 
-  return { values, errors, serverError, busy, set, setValues, setServerError, onSubmit };
+  return { values, errors, serverError, busy, set, field, setValues, setServerError, onSubmit };
 }

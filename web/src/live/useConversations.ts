@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'react';
 import { isAbort } from '../api';
 import { useLive } from './LiveContext';
+import { errorMessage } from '../lib/errors';
 
 export function useConversations() {
   const { state, loadConversations } = useLive();
@@ -16,7 +17,7 @@ export function useConversations() {
     loadConversations(controller.signal).then(
       () => setLoaded(true),
       (reason: unknown) => {
-        if (!isAbort(reason) && !controller.signal.aborted) setError(reason instanceof Error ? reason.message : String(reason));
+        if (!isAbort(reason) && !controller.signal.aborted) setError(errorMessage(reason));
       },
     );
     return () => controller.abort();

@@ -6,8 +6,10 @@ import { useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { api } from '../api';
 import type { Alert } from '../api/types';
+import { DataTable } from '../components/DataTable';
 import { TimeZoneSelect } from '../components/DayControls';
-import { Empty, LoadError, Loading } from '../components/States';
+import { PageHead } from '../components/PageHead';
+import { Empty, ResourceStates } from '../components/States';
 import { formatKwh } from '../format';
 import { usePageTitle } from '../hooks/misc';
 import { useResource } from '../hooks/useResource';
@@ -62,12 +64,10 @@ export function Alerts({ admin = false }: { admin?: boolean }) {
           ) : null}
         </p>
       ) : null}
-      <div className="page-head">
-        <div>
-          <h1>{admin && device.data ? `Alerts · ${device.data.name}` : 'Alerts'}</h1>
-          <p className="page-sub">Hours in which a device used more than its hourly limit, newest first.</p>
-        </div>
-      </div>
+      <PageHead
+        title={admin && device.data ? `Alerts · ${device.data.name}` : 'Alerts'}
+        sub="Hours in which a device used more than its hourly limit, newest first."
+      />
 
       <div className="toolbar">
         {!admin && devices.data && devices.data.items.length > 0 ? (
@@ -93,13 +93,7 @@ export function Alerts({ admin = false }: { admin?: boolean }) {
         <TimeZoneSelect value={tz} browserZone={browserZone} onChange={(next) => setQuery({ tz: next })} />
       </div>
 
-      {alerts.loading && !items ? <Loading label="Loading alerts…" /> : null}
-      {alerts.error ? (
-        <LoadError
-          message={alerts.error.code === 'not_found' ? 'This device does not exist (any more).' : alerts.error.message}
-          onRetry={alerts.error.code === 'not_found' ? undefined : alerts.reload}
-        />
-      ) : null}
+      <ResourceStates resource={alerts} loading="Loading alerts…" notFound="This device does not exist (any more)." />
       {items && items.length === 0 && offset === 0 ? (
         <Empty title="No alerts">
           {deviceId
@@ -108,32 +102,22 @@ export function Alerts({ admin = false }: { admin?: boolean }) {
         </Empty>
       ) : null}
       {items && items.length > 0 ? (
-        <div className={`table-wrap ${alerts.loading ? 'is-stale' : ''}`}>
-          <table className="table">
-            <caption className="visually-hidden">Overconsumption alerts</caption>
-            <thead>
-              <tr>
-                <th scope="col">Device</th>
-                <th scope="col">Day</th>
-                <th scope="col">Hour</th>
-                <th scope="col" className="num-head">
-                  Used
-                </th>
-                <th scope="col" className="num-head">
-                  Limit
-                </th>
-                <th scope="col" className="num-head">
-                  Over by
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((alert) => (
-                <AlertRow key={`${alert.device_id}-${alert.hour_start}`} alert={alert} tz={tz} admin={admin} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Overconsumption alerts"
+          columns={[
+            'Device',
+            'Day',
+            'Hour',
+            { label: 'Used', numeric: true },
+            { label: 'Limit', numeric: true },
+            { label: 'Over by', numeric: true },
+          ]}
+          stale={alerts.loading}
+        >
+          {items.map((alert) => (
+            <AlertRow key={`${alert.device_id}-${alert.hour_start}`} alert={alert} tz={tz} admin={admin} />
+          ))}
+        </DataTable>
       ) : null}
       {items && (offset > 0 || hasNext) ? (
         <nav className="pager" aria-label="alerts pages">

@@ -11,13 +11,16 @@ import { Link, Navigate, useNavigate, useParams, useSearchParams } from 'react-r
 import { api } from '../api';
 import type { DayConsumption, DaysConsumption, Device } from '../api/types';
 import { DailyChart } from '../components/DailyChart';
+import { DataTable } from '../components/DataTable';
 import { DayPicker, MonthPicker, TimeZoneSelect, ViewSwitch } from '../components/DayControls';
 import { FormAlert } from '../components/Field';
 import { HourlyChart } from '../components/HourlyChart';
-import { Empty, LoadError, Loading } from '../components/States';
+import { PageHead } from '../components/PageHead';
+import { Empty, LoadError, Loading, ResourceError } from '../components/States';
 import { formatKwh } from '../format';
 import { usePageTitle } from '../hooks/misc';
-import { useResource } from '../hooks/useResource';
+import { useResource, type Resource } from '../hooks/useResource';
+import { errorMessage } from '../lib/errors';
 import {
   addDays,
   browserTimeZone,
@@ -36,6 +39,7 @@ import {
 } from '../time';
 
 const CSV_MAX_DAYS = 366;
+const DEVICE_GONE = 'This device does not exist (any more).';
 const share = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 0 });
 
 /** The address of a device's consumption page for either role. */
@@ -118,14 +122,7 @@ export function Consumption({ admin = false }: { admin?: boolean }) {
 
 function ConsumptionHead({ title, sub }: { title: string; sub?: string }) {
   usePageTitle(title);
-  return (
-    <div className="page-head">
-      <div>
-        <h1>{title}</h1>
-        <p className="page-sub">{sub ?? 'Hourly energy use of a device on one day, against its hourly limit.'}</p>
-      </div>
-    </div>
-  );
+  return <PageHead title={title} sub={sub ?? 'Hourly energy use of a device on one day, against its hourly limit.'} />;
 }
 
 function DeviceConsumption({
@@ -185,10 +182,7 @@ function DeviceConsumption({
       </div>
 
       {device.error ? (
-        <LoadError
-          message={device.error.code === 'not_found' ? 'This device does not exist (any more).' : device.error.message}
-          onRetry={device.error.code === 'not_found' ? undefined : device.reload}
-        />
+        <ResourceError error={device.error} onRetry={device.reload} notFound={DEVICE_GONE} />
       ) : day.view === 'month' ? (
         <MonthPanel
           admin={admin}
@@ -221,25 +215,13 @@ function DayPanel({
   side: ReactNode;
 }) {
   const consumption = useResource((signal) => api.consumption(deviceId, date, tz, { signal }), [deviceId, date, tz]);
-  const data = consumption.data;
-  const error = consumption.error;
-  if (error) {
-    return (
-      <LoadError
-        message={error.code === 'not_found' ? 'This device does not exist (any more).' : error.message}
-        onRetry={error.code === 'not_found' ? undefined : consumption.reload}
-      />
-    );
-  }
-  if (!data) return consumption.loading ? <Loading label="Loading consumption…" /> : null;
   return (
-    <div className={consumption.loading ? 'is-stale' : ''} aria-busy={consumption.loading}>
-      <DayView data={data} deviceName={deviceName} />
-      <div className={measuredDay(data) ? 'grid-2 consumption-more' : 'consumption-more-empty'}>
-        {measuredDay(data) ? <HourTable data={data} /> : null}
-        {side}
-      </div>
-    </div>
+    <Panel resource={consumption} loading="Loading consumption…" side={side}>
+      {(data) => ({
+        view: <DayView data={data} deviceName={deviceName} />,
+        table: measuredDay(data) ? <HourTable data={data} /> : null,
+      })}
+    </Panel>
   );
 }
 
@@ -269,26 +251,44 @@ function MonthPanel({
     (signal) => (started ? api.consumptionDays(deviceId, { from: first, to, tz }, { signal }) : Promise.resolve(null)),
     [deviceId, first, to, tz, started],
   );
-  const data = days.data;
   if (!started) {
     return <Empty title="This month has not started yet">Pick this month or an earlier one.</Empty>;
   }
-  if (days.error) {
-    return (
-      <LoadError
-        message={days.error.code === 'not_found' ? 'This device does not exist (any more).' : days.error.message}
-        onRetry={days.error.code === 'not_found' ? undefined : days.reload}
-      />
-    );
-  }
-  if (!data) return days.loading ? <Loading label="Loading the month…" /> : null;
-  const measured = data.days.some((d) => d.kwh > 0);
   return (
-    <div className={days.loading ? 'is-stale' : ''} aria-busy={days.loading}>
-      {/* The month of the data shown: while the next month loads, the last one stays (dimmed). */}
-      <MonthView data={data} month={monthOf(data.from)} deviceName={deviceName} onOpenDay={onOpenDay} />
-      <div className={measured ? 'grid-2 consumption-more' : 'consumption-more-empty'}>
-        {measured ? <DayTable data={data} admin={admin} deviceId={deviceId} /> : null}
+    <Panel resource={days} loading="Loading the month…" side={side}>
+      {(data) => ({
+        // The month of the data shown: while the next month loads, the last one stays (dimmed).
+        view: <MonthView data={data} month={monthOf(data.from)} deviceName={deviceName} onOpenDay={onOpenDay} />,
+        table: data.days.some((d) => d.kwh > 0) ? <DayTable data={data} admin={admin} deviceId={deviceId} /> : null,
+      })}
+    </Panel>
+  );
+}
+
+/**
+ * A day's or a month's figures once loaded: the view, then its table (null when nothing was
+ * measured) beside the side cards. While newer figures load, the older ones stay, dimmed.
+ */
+function Panel<T>({
+  resource,
+  loading,
+  side,
+  children,
+}: {
+  resource: Omit<Resource<T | null>, 'setData'>;
+  loading: string;
+  side: ReactNode;
+  children: (data: T) => { view: ReactNode; table: ReactNode };
+}) {
+  const data = resource.data;
+  if (resource.error) return <ResourceError error={resource.error} onRetry={resource.reload} notFound={DEVICE_GONE} />;
+  if (!data) return resource.loading ? <Loading label={loading} /> : null;
+  const { view, table } = children(data);
+  return (
+    <div className={resource.loading ? 'is-stale' : ''} aria-busy={resource.loading}>
+      {view}
+      <div className={table ? 'grid-2 consumption-more' : 'consumption-more-empty'}>
+        {table}
         {side}
       </div>
     </div>
@@ -319,6 +319,67 @@ function DevicePicker({ devices, value, day }: { devices: Device[]; value: strin
 /** Whether any hour of the day has consumption; the API answers zeros for a day without readings. */
 const measuredDay = (data: DayConsumption) => data.hours.some((h) => h.kwh > 0);
 
+/** One figure of a day or a month, over a note on what it covers. */
+function Stat({
+  label,
+  testId,
+  value,
+  note,
+  over,
+}: {
+  label: string;
+  testId: string;
+  value: ReactNode;
+  note: string;
+  over?: boolean;
+}) {
+  return (
+    <div className={over ? 'stat stat-over' : 'stat'}>
+      <dt>{label}</dt>
+      <dd data-testid={testId}>{value}</dd>
+      <span className="stat-note">{note}</span>
+    </div>
+  );
+}
+
+/** The card of a day's or a month's chart, titled, with a note on what it spans. */
+function ChartCard({ title, note, children }: { title: string; note: string; children: ReactNode }) {
+  return (
+    <section className="card chart-card" aria-labelledby="chart-title">
+      <div className="card-title-row">
+        <h2 id="chart-title">{title}</h2>
+        <span className="muted small">{note}</span>
+      </div>
+      {children}
+    </section>
+  );
+}
+
+/** The table beside a chart: a first column naming the hour or day, then two columns of numbers. */
+function FiguresTable({
+  title,
+  caption,
+  columns,
+  children,
+}: {
+  title: string;
+  caption: string;
+  columns: [string, string, string];
+  children: ReactNode;
+}) {
+  const [name, ...numbers] = columns;
+  return (
+    <section className="card card-flush" aria-labelledby="table-title">
+      <h2 id="table-title" className="card-flush-title">
+        {title}
+      </h2>
+      <DataTable compact caption={caption} columns={[name, ...numbers.map((label) => ({ label, numeric: true as const }))]}>
+        {children}
+      </DataTable>
+    </section>
+  );
+}
+
 /** The chart and the day's figures, or the empty state when nothing was measured. */
 function DayView({ data, deviceName }: { data: DayConsumption; deviceName: string }) {
   const labels = hourLabels(data.hours.map((h) => h.start));
@@ -335,34 +396,28 @@ function DayView({ data, deviceName }: { data: DayConsumption; deviceName: strin
   return (
     <>
       <dl className="stats" aria-label="The day in figures">
-        <div className="stat">
-          <dt>Total</dt>
-          <dd data-testid="stat-total">{formatKwh(data.total_kwh)}</dd>
-          <span className="stat-note">
-            {dayText} · {zoneLabel(data.tz)}
-          </span>
-        </div>
-        <div className="stat">
-          <dt>Average</dt>
-          <dd data-testid="stat-average">{formatKwh(data.average_kwh)}</dd>
-          <span className="stat-note">per hour, over {data.hours.length} hours</span>
-        </div>
-        <div className="stat">
-          <dt>Peak</dt>
-          <dd data-testid="stat-peak">{measured ? formatKwh(data.peak.kwh) : '—'}</dd>
-          <span className="stat-note">{measured ? `at ${peakLabel}` : 'no readings'}</span>
-        </div>
-        <div className={`stat ${over > 0 ? 'stat-over' : ''}`}>
-          <dt>Hourly limit</dt>
-          <dd data-testid="stat-limit">{formatKwh(data.limit_kwh)}</dd>
-          <span className="stat-note">{over === 0 ? 'never passed' : over === 1 ? 'passed in 1 hour' : `passed in ${over} hours`}</span>
-        </div>
+        <Stat label="Total" testId="stat-total" value={formatKwh(data.total_kwh)} note={`${dayText} · ${zoneLabel(data.tz)}`} />
+        <Stat
+          label="Average"
+          testId="stat-average"
+          value={formatKwh(data.average_kwh)}
+          note={`per hour, over ${data.hours.length} hours`}
+        />
+        <Stat
+          label="Peak"
+          testId="stat-peak"
+          value={measured ? formatKwh(data.peak.kwh) : '—'}
+          note={measured ? `at ${peakLabel}` : 'no readings'}
+        />
+        <Stat
+          label="Hourly limit"
+          testId="stat-limit"
+          value={formatKwh(data.limit_kwh)}
+          note={over === 0 ? 'never passed' : over === 1 ? 'passed in 1 hour' : `passed in ${over} hours`}
+          over={over > 0}
+        />
       </dl>
-      <section className="card chart-card" aria-labelledby="chart-title">
-        <div className="card-title-row">
-          <h2 id="chart-title">Hourly consumption</h2>
-          <span className="muted small">{data.hours.length} hours</span>
-        </div>
+      <ChartCard title="Hourly consumption" note={`${data.hours.length} hours`}>
         {measured ? (
           <HourlyChart
             hours={data.hours.map((h, i) => ({ label: labels[i], kwh: h.kwh }))}
@@ -375,7 +430,7 @@ function DayView({ data, deviceName }: { data: DayConsumption; deviceName: strin
             This device sent no readings on {dayText}. Pick another day, or check that the meter is sending.
           </Empty>
         )}
-      </section>
+      </ChartCard>
     </>
   );
 }
@@ -383,49 +438,28 @@ function DayView({ data, deviceName }: { data: DayConsumption; deviceName: strin
 function HourTable({ data }: { data: DayConsumption }) {
   const labels = hourLabels(data.hours.map((h) => h.start));
   return (
-    <section className="card card-flush" aria-labelledby="table-title">
-      <h2 id="table-title" className="card-flush-title">
-        Hour by hour
-      </h2>
-      <div className="table-wrap table-wrap-flat">
-        <table className="table table-compact">
-          <caption className="visually-hidden">Consumption per hour on {data.date}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Hour</th>
-              <th scope="col" className="num-head">
-                Energy
-              </th>
-              <th scope="col" className="num-head">
-                Of the limit
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.hours.map((hour, i) => {
-              const over = hour.kwh > data.limit_kwh;
-              return (
-                <tr key={hour.start} className={over ? 'row-over' : undefined}>
-                  <td data-label="Hour">{labels[i]}</td>
-                  <td data-label="Energy" className="num">
-                    {formatKwh(hour.kwh)}
-                  </td>
-                  <td data-label="Of the limit" className="num">
-                    {over ? (
-                      <span className="badge badge-over">Over · {share.format(hour.kwh / data.limit_kwh)}</span>
-                    ) : data.limit_kwh > 0 ? (
-                      share.format(hour.kwh / data.limit_kwh)
-                    ) : (
-                      '—'
-                    )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
-    </section>
+    <FiguresTable title="Hour by hour" caption={`Consumption per hour on ${data.date}`} columns={['Hour', 'Energy', 'Of the limit']}>
+      {data.hours.map((hour, i) => {
+        const over = hour.kwh > data.limit_kwh;
+        return (
+          <tr key={hour.start} className={over ? 'row-over' : undefined}>
+            <td data-label="Hour">{labels[i]}</td>
+            <td data-label="Energy" className="num">
+              {formatKwh(hour.kwh)}
+            </td>
+            <td data-label="Of the limit" className="num">
+              {over ? (
+                <span className="badge badge-over">Over · {share.format(hour.kwh / data.limit_kwh)}</span>
+              ) : data.limit_kwh > 0 ? (
+                share.format(hour.kwh / data.limit_kwh)
+              ) : (
+                '—'
+              )}
+            </td>
+          </tr>
+        );
+      })}
+    </FiguresTable>
   );
 }
 
@@ -453,35 +487,27 @@ function MonthView({
   return (
     <>
       <dl className="stats" aria-label="The month in figures">
-        <div className="stat">
-          <dt>Total</dt>
-          <dd data-testid="stat-total">{formatKwh(data.total_kwh)}</dd>
-          <span className="stat-note">
-            {monthText}
-            {through} · {zoneLabel(data.tz)}
-          </span>
-        </div>
-        <div className="stat">
-          <dt>Average</dt>
-          <dd data-testid="stat-average">{formatKwh(data.average_kwh)}</dd>
-          <span className="stat-note">per day, over {data.days.length === 1 ? '1 day' : `${data.days.length} days`}</span>
-        </div>
-        <div className="stat">
-          <dt>Peak day</dt>
-          <dd data-testid="stat-peak">{peak ? formatKwh(peak.kwh) : '—'}</dd>
-          <span className="stat-note">{peak ? `on ${formatDayShort(peak.date)}` : 'no readings'}</span>
-        </div>
-        <div className="stat">
-          <dt>Days with readings</dt>
-          <dd data-testid="stat-days">{withReadings}</dd>
-          <span className="stat-note">of {data.days.length}</span>
-        </div>
+        <Stat
+          label="Total"
+          testId="stat-total"
+          value={formatKwh(data.total_kwh)}
+          note={`${monthText}${through} · ${zoneLabel(data.tz)}`}
+        />
+        <Stat
+          label="Average"
+          testId="stat-average"
+          value={formatKwh(data.average_kwh)}
+          note={`per day, over ${data.days.length === 1 ? '1 day' : `${data.days.length} days`}`}
+        />
+        <Stat
+          label="Peak day"
+          testId="stat-peak"
+          value={peak ? formatKwh(peak.kwh) : '—'}
+          note={peak ? `on ${formatDayShort(peak.date)}` : 'no readings'}
+        />
+        <Stat label="Days with readings" testId="stat-days" value={withReadings} note={`of ${data.days.length}`} />
       </dl>
-      <section className="card chart-card" aria-labelledby="chart-title">
-        <div className="card-title-row">
-          <h2 id="chart-title">Daily consumption</h2>
-          <span className="muted small">{monthText}</span>
-        </div>
+      <ChartCard title="Daily consumption" note={monthText}>
         {measured ? (
           <DailyChart
             days={data.days.map((d) => ({ date: d.date, kwh: d.kwh, title: `${formatDayShort(d.date)}: ${formatKwh(d.kwh)}` }))}
@@ -495,51 +521,34 @@ function MonthView({
             This device sent no readings in {monthText}. Pick another month, or check that the meter is sending.
           </Empty>
         )}
-      </section>
+      </ChartCard>
     </>
   );
 }
 
 function DayTable({ data, admin, deviceId }: { data: DaysConsumption; admin: boolean; deviceId: string }) {
   return (
-    <section className="card card-flush" aria-labelledby="table-title">
-      <h2 id="table-title" className="card-flush-title">
-        Day by day
-      </h2>
-      <div className="table-wrap table-wrap-flat">
-        <table className="table table-compact">
-          <caption className="visually-hidden">Consumption per day from {data.from} to {data.to}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Day</th>
-              <th scope="col" className="num-head">
-                Energy
-              </th>
-              <th scope="col" className="num-head">
-                Of the month
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.days.map((day) => (
-              <tr key={day.date} className={data.peak?.date === day.date && day.kwh > 0 ? 'row-peak' : undefined}>
-                <td data-label="Day">
-                  <Link to={consumptionPath(admin, deviceId, { date: day.date, tz: data.tz })} aria-label={`${formatDay(day.date)}: open the day`}>
-                    {formatDayShort(day.date)}
-                  </Link>
-                </td>
-                <td data-label="Energy" className="num">
-                  {formatKwh(day.kwh)}
-                </td>
-                <td data-label="Of the month" className="num">
-                  {data.total_kwh > 0 ? share.format(day.kwh / data.total_kwh) : '—'}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </section>
+    <FiguresTable
+      title="Day by day"
+      caption={`Consumption per day from ${data.from} to ${data.to}`}
+      columns={['Day', 'Energy', 'Of the month']}
+    >
+      {data.days.map((day) => (
+        <tr key={day.date} className={data.peak?.date === day.date && day.kwh > 0 ? 'row-peak' : undefined}>
+          <td data-label="Day">
+            <Link to={consumptionPath(admin, deviceId, { date: day.date, tz: data.tz })} aria-label={`${formatDay(day.date)}: open the day`}>
+              {formatDayShort(day.date)}
+            </Link>
+          </td>
+          <td data-label="Energy" className="num">
+            {formatKwh(day.kwh)}
+          </td>
+          <td data-label="Of the month" className="num">
+            {data.total_kwh > 0 ? share.format(day.kwh / data.total_kwh) : '—'}
+          </td>
+        </tr>
+      ))}
+    </FiguresTable>
   );
 }
 
@@ -571,7 +580,7 @@ function CsvExport({ deviceId, date, tz }: { deviceId: string; date: string; tz:
       saveBlob(file.blob, file.filename ?? `consumption-${from}-${to}.csv`);
       setDone(from === to ? `Downloaded the hours of ${from}.` : `Downloaded the hours from ${from} to ${to}.`);
     } catch (reason) {
-      setError(reason instanceof Error ? reason.message : String(reason));
+      setError(errorMessage(reason));
     } finally {
       setBusy(false);
     }

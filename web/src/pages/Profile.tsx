@@ -3,14 +3,17 @@
 import { useState } from 'react';
 import { api } from '../api';
 import type { Profile as ProfileData } from '../api/types';
-import { FormAlert, TextField } from '../components/Field';
+import { FormAlert, SubmitButton, TextField } from '../components/Field';
+import { PageHead } from '../components/PageHead';
+import { PROFILE_CHECKS, ProfileFormFields, trimProfile } from '../components/ProfileFormFields';
 import { LoadError, Loading } from '../components/States';
 import { formatDate, fullName, roleLabel } from '../format';
 import { usePageTitle } from '../hooks/misc';
-import { useForm } from '../hooks/useForm';
+import { useForm, type Form } from '../hooks/useForm';
 import { useResource } from '../hooks/useResource';
 import { useSession, useUser } from '../session/SessionContext';
-import { checkAddress, checkEmail, checkFirstName, checkLastName, checkPassword, checkSame } from '../validation';
+import { changedFields } from '../lib/patch';
+import { checkPassword, checkSame } from '../validation';
 
 export function Profile() {
   usePageTitle('My profile');
@@ -18,12 +21,7 @@ export function Profile() {
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <h1>My profile</h1>
-          <p className="page-sub">Your contact details and password.</p>
-        </div>
-      </div>
+      <PageHead title="My profile" sub="Your contact details and password." />
       {me.loading && !me.data ? <Loading label="Loading your profile…" /> : null}
       {me.error && !me.data ? <LoadError message={me.error.message} onRetry={me.reload} /> : null}
       {me.data ? (
@@ -45,25 +43,12 @@ function ProfileCard({ profile, onSaved }: { profile: ProfileData; onSaved: (p: 
       email: profile.email,
       address: profile.address,
     },
-    () => ({
-      first_name: checkFirstName,
-      last_name: checkLastName,
-      email: (v) => checkEmail(v.trim()),
-      address: (v) => checkAddress(v.trim()),
-    }),
+    () => PROFILE_CHECKS,
   );
 
   const submit = form.onSubmit(async (v) => {
     setSaved(null);
-    const patch = {
-      first_name: v.first_name.trim(),
-      last_name: v.last_name.trim(),
-      email: v.email.trim(),
-      address: v.address.trim(),
-    };
-    const changed = Object.fromEntries(
-      Object.entries(patch).filter(([key, value]) => profile[key as keyof typeof patch] !== value),
-    );
+    const changed = changedFields(trimProfile(v), profile);
     if (Object.keys(changed).length === 0) {
       setSaved('Nothing to save: no field changed.');
       return;
@@ -95,44 +80,8 @@ function ProfileCard({ profile, onSaved }: { profile: ProfileData; onSaved: (p: 
         </div>
       </header>
       <form onSubmit={submit} noValidate className="form">
-        <div className="form-row">
-          <TextField
-            label="First name"
-            autoComplete="given-name"
-            value={form.values.first_name}
-            onChange={form.set('first_name')}
-            error={form.errors.first_name}
-          />
-          <TextField
-            label="Last name"
-            autoComplete="family-name"
-            value={form.values.last_name}
-            onChange={form.set('last_name')}
-            error={form.errors.last_name}
-          />
-        </div>
-        <TextField
-          label="Email"
-          type="email"
-          autoComplete="email"
-          value={form.values.email}
-          onChange={form.set('email')}
-          error={form.errors.email}
-        />
-        <TextField
-          label="Address"
-          autoComplete="street-address"
-          value={form.values.address}
-          onChange={form.set('address')}
-          error={form.errors.address}
-        />
-        <FormAlert message={form.serverError} />
-        <FormAlert message={form.serverError ? null : saved} tone="success" />
-        <div className="form-actions">
-          <button type="submit" className="button button-primary" disabled={form.busy}>
-            {form.busy ? 'Saving…' : 'Save profile'}
-          </button>
-        </div>
+        <ProfileFormFields field={form.field} own />
+        <CardFormEnd form={form} saved={saved} label="Save profile" busyLabel="Saving…" />
       </form>
     </section>
   );
@@ -170,35 +119,46 @@ function PasswordCard() {
           label="Current password"
           type="password"
           autoComplete="current-password"
-          value={form.values.old_password}
-          onChange={form.set('old_password')}
-          error={form.errors.old_password}
+          {...form.field('old_password')}
         />
         <TextField
           label="New password"
           type="password"
           autoComplete="new-password"
-          value={form.values.new_password}
-          onChange={form.set('new_password')}
-          error={form.errors.new_password}
+          {...form.field('new_password')}
           hint="8 to 128 characters."
         />
         <TextField
           label="Repeat new password"
           type="password"
           autoComplete="new-password"
-          value={form.values.confirm}
-          onChange={form.set('confirm')}
-          error={form.errors.confirm}
+          {...form.field('confirm')}
         />
-        <FormAlert message={form.serverError} />
-        <FormAlert message={form.serverError ? null : saved} tone="success" />
-        <div className="form-actions">
-          <button type="submit" className="button button-primary" disabled={form.busy}>
-            {form.busy ? 'Changing…' : 'Change password'}
-          </button>
-        </div>
+        <CardFormEnd form={form} saved={saved} label="Change password" busyLabel="Changing…" />
       </form>
     </section>
+  );
+}
+
+/** The end of a card's form: the server's refusal or what was saved, then the submit button. */
+function CardFormEnd({
+  form,
+  saved,
+  label,
+  busyLabel,
+}: {
+  form: Pick<Form<string>, 'busy' | 'serverError'>;
+  saved: string | null;
+  label: string;
+  busyLabel: string;
+}) {
+  return (
+    <>
+      <FormAlert message={form.serverError} />
+      <FormAlert message={form.serverError ? null : saved} tone="success" />
+      <div className="form-actions">
+        <SubmitButton busy={form.busy} label={label} busyLabel={busyLabel} />
+      </div>
+    </>
   );
 }

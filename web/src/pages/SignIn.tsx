@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'react';
 import { Link } from 'react-router-dom';
 import { api } from '../api';
-import { FormAlert, TextField } from '../components/Field';
+import { FormAlert, SubmitButton, TextField, UsernameField } from '../components/Field';
 import { AuthFrame } from '../components/Layout';
 import { usePageTitle } from '../hooks/misc';
 import { useForm } from '../hooks/useForm';
@@ -33,30 +33,16 @@ export function SignIn() {
       <h1>Sign in</h1>
       {shownNotice && !form.serverError ? <FormAlert message={shownNotice} tone="info" /> : null}
       <form onSubmit={submit} noValidate className="form">
-        <TextField
-          label="Username"
-          name="username"
-          autoComplete="username"
-          autoCapitalize="none"
-          spellCheck={false}
-          value={form.values.username}
-          onChange={form.set('username')}
-          error={form.errors.username}
-          autoFocus
-        />
+        <UsernameField name="username" autoComplete="username" {...form.field('username')} autoFocus />
         <TextField
           label="Password"
           name="password"
           type="password"
           autoComplete="current-password"
-          value={form.values.password}
-          onChange={form.set('password')}
-          error={form.errors.password}
+          {...form.field('password')}
         />
         <FormAlert message={form.serverError} />
-        <button type="submit" className="button button-primary button-block" disabled={form.busy}>
-          {form.busy ? 'Signing in…' : 'Sign in'}
-        </button>
+        <SubmitButton busy={form.busy} label="Sign in" busyLabel="Signing in…" block />
       </form>
       <p className="auth-switch">
         New here? <Link to="/register">Create an account</Link>

@@ -5,6 +5,7 @@ import type { Device, Profile } from '../../api/types';
 import { FormAlert } from '../../components/Field';
 import { Modal } from '../../components/Modal';
 import { UserPicker } from '../../components/UserPicker';
+import { useAction } from '../../hooks/useAction';
 
 interface AssignDialogProps {
   device: Device;
@@ -14,22 +15,14 @@ interface AssignDialogProps {
 
 export function AssignDialog({ device, onClose, onAssigned }: AssignDialogProps) {
   const [selected, setSelected] = useState<Profile | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, setError, run } = useAction();
 
   const assign = async () => {
     if (!selected) {
       setError('Choose a user first.');
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
-      onAssigned(await api.assignDevice(device.id, selected.id), selected);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason.message : String(reason));
-      setBusy(false);
-    }
+    await run(async () => onAssigned(await api.assignDevice(device.id, selected.id), selected));
   };
 
   return (

@@ -1,9 +1,10 @@
 // Create a device (POST /api/devices) or edit one (PATCH /api/devices/{id}, changed fields only).
 import { api } from '../../api';
 import { ENERGY_CLASSES, type Device, type DevicePatch, type EnergyClass } from '../../api/types';
-import { FormAlert, SelectField, TextArea, TextField } from '../../components/Field';
-import { Modal } from '../../components/Modal';
+import { SelectField, TextArea, TextField } from '../../components/Field';
+import { FormDialog } from '../../components/Modal';
 import { useForm } from '../../hooks/useForm';
+import { changedFields } from '../../lib/patch';
 import { checkAddress, checkDescription, checkDeviceName, checkEnergyClass, checkMaxHourlyKwh } from '../../validation';
 
 const CLASS_OPTIONS = [
@@ -47,74 +48,37 @@ export function DeviceForm({ device, onClose, onSaved }: DeviceFormProps) {
       onSaved(await api.createDevice(fields));
       return;
     }
-    const patch: DevicePatch = {};
-    if (fields.name !== device.name) patch.name = fields.name;
-    if (fields.max_hourly_kwh !== device.max_hourly_kwh) patch.max_hourly_kwh = fields.max_hourly_kwh;
-    if (fields.energy_class !== device.energy_class) patch.energy_class = fields.energy_class;
-    if (fields.description !== device.description) patch.description = fields.description;
-    if (fields.address !== device.address) patch.address = fields.address;
+    const patch: DevicePatch = changedFields(fields, device);
     onSaved(Object.keys(patch).length > 0 ? await api.updateDevice(device.id, patch) : device);
   });
 
   return (
-    <Modal
+    <FormDialog
       title={device ? `Edit ${device.name}` : 'New device'}
+      formId="device-form"
+      onSubmit={submit}
       onClose={onClose}
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" form="device-form" className="button button-primary" disabled={form.busy}>
-            {form.busy ? 'Saving…' : device ? 'Save changes' : 'Create device'}
-          </button>
-        </>
-      }
+      form={form}
+      submitLabel={device ? 'Save changes' : 'Create device'}
     >
-      <form id="device-form" onSubmit={submit} noValidate className="form">
+      <TextField label="Name" {...form.field('name')} autoComplete="off" />
+      <div className="form-row">
         <TextField
-          label="Name"
-          value={form.values.name}
-          onChange={form.set('name')}
-          error={form.errors.name}
+          label="Hourly limit (kWh)"
+          inputMode="decimal"
+          {...form.field('max_hourly_kwh')}
+          hint="An alert is sent when an hour's total goes over it."
           autoComplete="off"
         />
-        <div className="form-row">
-          <TextField
-            label="Hourly limit (kWh)"
-            inputMode="decimal"
-            value={form.values.max_hourly_kwh}
-            onChange={form.set('max_hourly_kwh')}
-            error={form.errors.max_hourly_kwh}
-            hint="An alert is sent when an hour's total goes over it."
-            autoComplete="off"
-          />
-          <SelectField
-            label="Energy class"
-            value={form.values.energy_class}
-            onChange={form.set('energy_class')}
-            error={form.errors.energy_class}
-            options={CLASS_OPTIONS}
-          />
-        </div>
-        <TextArea
-          label="Description"
-          rows={3}
-          value={form.values.description}
-          onChange={form.set('description')}
-          error={form.errors.description}
-          hint="Optional."
-        />
-        <TextField
-          label="Address"
-          value={form.values.address}
-          onChange={form.set('address')}
-          error={form.errors.address}
-          hint="Where the meter is installed. Optional."
-          autoComplete="off"
-        />
-        <FormAlert message={form.serverError} />
-      </form>
-    </Modal>
+        <SelectField label="Energy class" {...form.field('energy_class')} options={CLASS_OPTIONS} />
+      </div>
+      <TextArea label="Description" rows={3} {...form.field('description')} hint="Optional." />
+      <TextField
+        label="Address"
+        {...form.field('address')}
+        hint="Where the meter is installed. Optional."
+        autoComplete="off"
+      />
+    </FormDialog>
   );
 }

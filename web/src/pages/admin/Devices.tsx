@@ -4,11 +4,15 @@ import { useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 import { api } from '../../api';
 import type { Device } from '../../api/types';
+import { DataTable, RowActions } from '../../components/DataTable';
+import { FormAlert } from '../../components/Field';
 import { ConfirmDialog } from '../../components/Modal';
+import { PageHead } from '../../components/PageHead';
 import { Pager } from '../../components/Pager';
-import { Empty, LoadError, Loading } from '../../components/States';
+import { Empty, ResourceStates } from '../../components/States';
 import { formatKwh } from '../../format';
-import { usePageTitle } from '../../hooks/misc';
+import { offsetParam, usePageTitle } from '../../hooks/misc';
+import { useAction } from '../../hooks/useAction';
 import { useProfiles } from '../../hooks/useProfiles';
 import { useResource } from '../../hooks/useResource';
 import { AssignDialog } from './AssignDialog';
@@ -20,12 +24,12 @@ export function Devices() {
   usePageTitle('Devices');
   const [params, setParams] = useSearchParams();
   const unassigned = params.get('filter') === 'unassigned';
-  const offset = Math.max(0, Number.parseInt(params.get('offset') ?? '0', 10) || 0);
+  const offset = offsetParam(params);
   const [editing, setEditing] = useState<Device | 'new' | null>(null);
   const [assigning, setAssigning] = useState<Device | null>(null);
   const [deleting, setDeleting] = useState<Device | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const [rowError, setRowError] = useState<string | null>(null);
+  const row = useAction();
 
   const devices = useResource(
     (signal) => api.listDevices({ unassigned, limit: PAGE, offset }, { signal }),
@@ -43,31 +47,23 @@ export function Devices() {
 
   const done = (message: string) => {
     setNotice(message);
-    setRowError(null);
+    row.setError(null);
     devices.reload();
   };
 
-  const unassign = async (device: Device) => {
-    setRowError(null);
-    try {
+  const unassign = (device: Device) =>
+    row.run(async () => {
       await api.unassignDevice(device.id);
       done(`${device.name} is unassigned.`);
-    } catch (reason) {
-      setRowError(reason instanceof Error ? reason.message : String(reason));
-    }
-  };
+    });
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <h1>Devices</h1>
-          <p className="page-sub">Metering devices, their hourly limits and owners.</p>
-        </div>
+      <PageHead title="Devices" sub="Metering devices, their hourly limits and owners.">
         <button type="button" className="button button-primary" onClick={() => setEditing('new')}>
           + New device
         </button>
-      </div>
+      </PageHead>
 
       <div className="toolbar">
         <div className="segmented" role="group" aria-label="Show">
@@ -84,19 +80,10 @@ export function Devices() {
         </div>
       </div>
 
-      {notice ? (
-        <div className="alert alert-success" role="status">
-          {notice}
-        </div>
-      ) : null}
-      {rowError ? (
-        <div className="alert alert-error" role="alert">
-          {rowError}
-        </div>
-      ) : null}
+      <FormAlert message={notice} tone="success" />
+      <FormAlert message={row.error} />
 
-      {devices.loading && !list ? <Loading label="Loading devices…" /> : null}
-      {devices.error ? <LoadError message={devices.error.message} onRetry={devices.reload} /> : null}
+      <ResourceStates resource={devices} loading="Loading devices…" />
       {list && list.items.length === 0 ? (
         unassigned ? (
           <Empty title="Every device has an owner" />
@@ -115,111 +102,78 @@ export function Devices() {
       ) : null}
 
       {list && list.items.length > 0 ? (
-        <div className={`table-wrap ${devices.loading ? 'is-stale' : ''}`}>
-          <table className="table">
-            <caption className="visually-hidden">Devices</caption>
-            <thead>
-              <tr>
-                <th scope="col">Device</th>
-                <th scope="col">Hourly limit</th>
-                <th scope="col">Class</th>
-                <th scope="col">Owner</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((device) => {
-                const owner = device.owner_id ? profiles[device.owner_id] : undefined;
-                return (
-                  <tr key={device.id}>
-                    <td data-label="Device">
-                      <Link
-                        className="strong-link"
-                        to={`/admin/devices/${device.id}/consumption`}
-                        title={`Consumption of ${device.name}`}
-                      >
-                        {device.name}
-                      </Link>
-                      {device.address || device.description ? (
-                        <div className="muted clamp">{device.address || device.description}</div>
-                      ) : null}
-                    </td>
-                    <td data-label="Hourly limit" className="num">
-                      {formatKwh(device.max_hourly_kwh)}
-                    </td>
-                    <td data-label="Class">
-                      {device.energy_class ? (
-                        <span className="energy-class">{device.energy_class}</span>
+        <DataTable actions caption="Devices" columns={['Device', 'Hourly limit', 'Class', 'Owner']} stale={devices.loading}>
+          {list.items.map((device) => {
+            const owner = device.owner_id ? profiles[device.owner_id] : undefined;
+            return (
+              <tr key={device.id}>
+                <td data-label="Device">
+                  <Link
+                    className="strong-link"
+                    to={`/admin/devices/${device.id}/consumption`}
+                    title={`Consumption of ${device.name}`}
+                  >
+                    {device.name}
+                  </Link>
+                  {device.address || device.description ? (
+                    <div className="muted clamp">{device.address || device.description}</div>
+                  ) : null}
+                </td>
+                <td data-label="Hourly limit" className="num">
+                  {formatKwh(device.max_hourly_kwh)}
+                </td>
+                <td data-label="Class">
+                  {device.energy_class ? (
+                    <span className="energy-class">{device.energy_class}</span>
+                  ) : (
+                    <span className="muted">—</span>
+                  )}
+                </td>
+                <td data-label="Owner">
+                  {device.owner_id ? (
+                    <span className="owner">
+                      {owner ? (
+                        <Link to={`/admin/users/${owner.id}`}>{owner.username}</Link>
+                      ) : owner === null ? (
+                        <span className="muted">Unknown user</span>
                       ) : (
-                        <span className="muted">—</span>
+                        <span className="muted">…</span>
                       )}
-                    </td>
-                    <td data-label="Owner">
-                      {device.owner_id ? (
-                        <span className="owner">
-                          {owner ? (
-                            <Link to={`/admin/users/${owner.id}`}>{owner.username}</Link>
-                          ) : owner === null ? (
-                            <span className="muted">Unknown user</span>
-                          ) : (
-                            <span className="muted">…</span>
-                          )}
-                          <span className="owner-actions">
-                            <button
-                              type="button"
-                              className="link-button"
-                              onClick={() => setAssigning(device)}
-                              aria-label={`Change the owner of ${device.name}`}
-                            >
-                              Change
-                            </button>
-                            <button
-                              type="button"
-                              className="link-button"
-                              onClick={() => unassign(device)}
-                              aria-label={`Unassign ${device.name}`}
-                            >
-                              Unassign
-                            </button>
-                          </span>
-                        </span>
-                      ) : (
+                      <span className="owner-actions">
                         <button
                           type="button"
-                          className="button button-small"
+                          className="link-button"
                           onClick={() => setAssigning(device)}
-                          aria-label={`Assign ${device.name}`}
+                          aria-label={`Change the owner of ${device.name}`}
                         >
-                          Assign…
+                          Change
                         </button>
-                      )}
-                    </td>
-                    <td className="actions">
-                      <button
-                        type="button"
-                        className="button button-small"
-                        onClick={() => setEditing(device)}
-                        aria-label={`Edit ${device.name}`}
-                      >
-                        Edit
-                      </button>
-                      <button
-                        type="button"
-                        className="button button-small button-danger-quiet"
-                        onClick={() => setDeleting(device)}
-                        aria-label={`Delete ${device.name}`}
-                      >
-                        Delete
-                      </button>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+                        <button
+                          type="button"
+                          className="link-button"
+                          onClick={() => unassign(device)}
+                          aria-label={`Unassign ${device.name}`}
+                        >
+                          Unassign
+                        </button>
+                      </span>
+                    </span>
+                  ) : (
+                    <button
+                      type="button"
+                      className="button button-small"
+                      onClick={() => setAssigning(device)}
+                      aria-label={`Assign ${device.name}`}
+                    >
+                      Assign…
+                    </button>
+                  )}
+                </td>
+                <RowActions name={device.name} onEdit={() => setEditing(device)} onDelete={() => setDeleting(device)} />
+              </tr>
+            );
+          })}
+        </DataTable>
       ) : null}
       {list ? (
         <Pager total={list.total} limit={PAGE} offset={offset} onChange={(o) => show({ offset: o })} noun="devices" />
@@ -249,7 +203,6 @@ export function Devices() {
       {deleting ? (
         <ConfirmDialog
           title="Delete device"
-          confirmLabel="Delete device"
           onClose={() => setDeleting(null)}
           onConfirm={async () => {
             await api.deleteDevice(deleting.id);

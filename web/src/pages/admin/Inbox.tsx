@@ -3,7 +3,9 @@
 // it at /admin/chat/:id. Both follow the live connection; the list reloads after a reconnect.
 // The administrator's own conversation with the assistant sits at the top, at /admin/chat/assistant.
 import { Link, useParams } from 'react-router-dom';
-import { ChatView, messageTime } from '../../components/ChatView';
+import { ChatView } from '../../components/ChatView';
+import { InboxEntry } from '../../components/InboxEntry';
+import { PageHead } from '../../components/PageHead';
 import { Empty, LoadError, Loading } from '../../components/States';
 import { usePageTitle } from '../../hooks/misc';
 import { useLive } from '../../live/LiveContext';
@@ -30,20 +32,16 @@ export function Inbox() {
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <h1>Chat</h1>
-          <p className="page-sub">Every customer’s conversation with the administrators. Any administrator may answer.</p>
-        </div>
-      </div>
+      <PageHead title="Chat" sub="Every customer’s conversation with the administrators. Any administrator may answer." />
       <ul className="card inbox inbox-pinned" aria-label="Assistant">
         <li>
           <Link to="/admin/chat/assistant" className="inbox-item" data-testid="inbox-assistant">
-            <span className="presence-dot presence-dot-online" aria-hidden="true" />
-            <span className="inbox-main">
-              <span className="inbox-name">Assistant</span>
-              <span className="inbox-last muted">{assistantLast ? assistantLast.text : 'Your own questions to the support assistant'}</span>
-            </span>
+            <InboxEntry
+              online
+              name="Assistant"
+              last={assistantLast ? assistantLast.text : 'Your own questions to the support assistant'}
+              side={false}
+            />
           </Link>
         </li>
       </ul>
@@ -64,25 +62,18 @@ export function Inbox() {
                   className={unread > 0 ? 'inbox-item inbox-item-unread' : 'inbox-item'}
                   data-testid="inbox-item"
                 >
-                  <span className={online(item.client.id) ? 'presence-dot presence-dot-online' : 'presence-dot'} aria-hidden="true" />
-                  <span className="inbox-main">
-                    <span className="inbox-name">
-                      {item.client.username}
-                      <span className="visually-hidden">{online(item.client.id) ? ', online' : ', offline'}</span>
-                    </span>
-                    <span className="inbox-last muted">
-                      {last ? `${last.sender_role === 'admin' ? `${last.sender_name}: ` : ''}${last.text}` : 'No messages yet'}
-                    </span>
-                  </span>
-                  <span className="inbox-side">
-                    {last ? <time className="muted">{messageTime(last.created_at)}</time> : null}
-                    {unread > 0 ? (
-                      <span className="inbox-unread" data-testid="unread">
-                        {unread}
-                        <span className="visually-hidden"> unread</span>
-                      </span>
-                    ) : null}
-                  </span>
+                  <InboxEntry
+                    online={online(item.client.id)}
+                    name={
+                      <>
+                        {item.client.username}
+                        <span className="visually-hidden">{online(item.client.id) ? ', online' : ', offline'}</span>
+                      </>
+                    }
+                    last={last ? `${last.sender_role === 'admin' ? `${last.sender_name}: ` : ''}${last.text}` : 'No messages yet'}
+                    at={last?.created_at ?? null}
+                    unread={unread}
+                  />
                 </Link>
               </li>
             );
@@ -98,18 +89,19 @@ export function AdminConversation() {
   return id === ASSISTANT ? <AdminAssistant /> : <ClientConversation id={id} />;
 }
 
+function BackToInbox() {
+  return (
+    <Link to="/admin/chat" className="back-link">
+      ← All conversations
+    </Link>
+  );
+}
+
 function AdminAssistant() {
   usePageTitle('Assistant');
   return (
     <>
-      <div className="page-head">
-        <div>
-          <Link to="/admin/chat" className="back-link">
-            ← All conversations
-          </Link>
-          <h1>Assistant</h1>
-        </div>
-      </div>
+      <PageHead title="Assistant" back={<BackToInbox />} />
       <ChatView peer={{ kind: 'assistant' }} />
     </>
   );
@@ -124,14 +116,7 @@ function ClientConversation({ id }: { id: string }) {
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <Link to="/admin/chat" className="back-link">
-            ← All conversations
-          </Link>
-          <h1>{name ? `Chat with ${name}` : 'Chat'}</h1>
-        </div>
-      </div>
+      <PageHead title={name ? `Chat with ${name}` : 'Chat'} back={<BackToInbox />} />
       {error ? <LoadError message={error} onRetry={retry} /> : null}
       {!loaded && !error ? <Loading label="Loading conversation…" /> : null}
       {loaded && !summary ? <Empty title="No such conversation">This customer has not written yet, or does not exist.</Empty> : null}

@@ -8,9 +8,10 @@ import type { Device } from '../../api/types';
 import { FormAlert } from '../../components/Field';
 import { ConfirmDialog, Modal } from '../../components/Modal';
 import { Pager } from '../../components/Pager';
-import { Empty, LoadError, Loading } from '../../components/States';
+import { Empty, Loading, ResourceError, ResourceStates } from '../../components/States';
 import { formatDate, formatKwh, fullName, roleLabel } from '../../format';
 import { usePageTitle } from '../../hooks/misc';
+import { useAction } from '../../hooks/useAction';
 import { useResource } from '../../hooks/useResource';
 import { useSession } from '../../session/SessionContext';
 import { UserForm } from './UserForm';
@@ -31,22 +32,18 @@ export function UserDetail() {
   const [deleting, setDeleting] = useState(false);
   const [picking, setPicking] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const row = useAction();
   usePageTitle(user.data ? user.data.username : 'User');
 
   const profile = user.data;
   const isSelf = session?.user.id === id;
 
-  const unassign = async (device: Device) => {
-    setError(null);
-    try {
+  const unassign = (device: Device) =>
+    row.run(async () => {
       await api.unassignDevice(device.id);
       setNotice(`${device.name} is unassigned.`);
       devices.reload();
-    } catch (reason) {
-      setError(reason instanceof Error ? reason.message : String(reason));
-    }
-  };
+    });
 
   return (
     <>
@@ -55,10 +52,7 @@ export function UserDetail() {
       </p>
       {user.loading && !profile ? <Loading label="Loading the user…" /> : null}
       {user.error && !profile ? (
-        <LoadError
-          message={user.error.code === 'not_found' ? 'This user does not exist (any more).' : user.error.message}
-          onRetry={user.error.code === 'not_found' ? undefined : user.reload}
-        />
+        <ResourceError error={user.error} onRetry={user.reload} notFound="This user does not exist (any more)." />
       ) : null}
       {profile ? (
         <>
@@ -90,12 +84,8 @@ export function UserDetail() {
             </div>
           </div>
 
-          {notice ? (
-            <div className="alert alert-success" role="status">
-              {notice}
-            </div>
-          ) : null}
-          <FormAlert message={error} />
+          <FormAlert message={notice} tone="success" />
+          <FormAlert message={row.error} />
 
           <div className="grid-detail">
             <section className="card" aria-labelledby="details-title">
@@ -127,8 +117,7 @@ export function UserDetail() {
                   + Assign a device
                 </button>
               </div>
-              {devices.loading && !devices.data ? <Loading label="Loading devices…" /> : null}
-              {devices.error ? <LoadError message={devices.error.message} onRetry={devices.reload} /> : null}
+              <ResourceStates resource={devices} loading="Loading devices…" />
               {devices.data && devices.data.total === 0 ? (
                 <Empty title="No devices">{profile.username} owns no device yet.</Empty>
               ) : null}
@@ -181,7 +170,6 @@ export function UserDetail() {
           {deleting ? (
             <ConfirmDialog
               title="Delete user"
-              confirmLabel="Delete user"
               onClose={() => setDeleting(false)}
               onConfirm={async () => {
                 await api.deleteAccount(profile.id);
@@ -223,28 +211,21 @@ function PickDevice({
   onPick: (device: Device) => Promise<void>;
 }) {
   const [offset, setOffset] = useState(0);
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [picked, setPicked] = useState<string | null>(null);
+  const action = useAction();
   const free = useResource(
     (signal) => api.listDevices({ unassigned: true, limit: 10, offset }, { signal }),
     [offset],
   );
 
-  const pick = async (device: Device) => {
-    setBusy(device.id);
-    setError(null);
-    try {
-      await onPick(device);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason.message : String(reason));
-      setBusy(null);
-    }
+  const pick = (device: Device) => {
+    setPicked(device.id);
+    return action.run(() => onPick(device));
   };
 
   return (
     <Modal title={`Assign a device to ${username}`} onClose={onClose}>
-      {free.loading && !free.data ? <Loading label="Loading unassigned devices…" /> : null}
-      {free.error ? <LoadError message={free.error.message} onRetry={free.reload} /> : null}
+      <ResourceStates resource={free} loading="Loading unassigned devices…" />
       {free.data && free.data.total === 0 ? (
         <Empty title="No unassigned devices">
           Every device has an owner. Create one on the <Link to="/admin/devices">Devices</Link> page.
@@ -263,11 +244,11 @@ function PickDevice({
               <button
                 type="button"
                 className="button button-small button-primary"
-                disabled={busy !== null}
+                disabled={action.busy}
                 onClick={() => pick(device)}
                 aria-label={`Assign ${device.name}`}
               >
-                {busy === device.id ? 'Assigning…' : 'Assign'}
+                {action.busy && picked === device.id ? 'Assigning…' : 'Assign'}
               </button>
             </li>
           ))}
@@ -276,7 +257,7 @@ function PickDevice({
       {free.data ? (
         <Pager total={free.data.total} limit={10} offset={offset} onChange={setOffset} noun="devices" />
       ) : null}
-      <FormAlert message={error} />
+      <FormAlert message={action.error} />
     </Modal>
   );
 }

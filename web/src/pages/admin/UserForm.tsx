@@ -4,20 +4,13 @@
 import { api } from '../../api';
 import { profileSettled } from '../../api/eventually';
 import type { AccountPatch, Profile, ProfilePatch, Role } from '../../api/types';
-import { FormAlert, SelectField, TextField } from '../../components/Field';
-import { Modal } from '../../components/Modal';
+import { SelectField, TextField, UsernameField } from '../../components/Field';
+import { FormDialog } from '../../components/Modal';
+import { PROFILE_CHECKS, ProfileFormFields, trimProfile } from '../../components/ProfileFormFields';
 import { useForm } from '../../hooks/useForm';
+import { changedFields } from '../../lib/patch';
 import { useSession } from '../../session/SessionContext';
-import {
-  checkAddress,
-  checkEmail,
-  checkFirstName,
-  checkLastName,
-  checkOptionalPassword,
-  checkPassword,
-  checkRole,
-  checkUsername,
-} from '../../validation';
+import { checkOptionalPassword, checkPassword, checkRole, checkUsername } from '../../validation';
 
 const ROLE_OPTIONS = [
   { value: 'client', label: 'Customer' },
@@ -48,21 +41,13 @@ export function UserForm({ user, onClose, onSaved }: UserFormProps) {
       username: (v) => checkUsername(v.trim()),
       password: editing ? checkOptionalPassword : checkPassword,
       role: checkRole,
-      first_name: checkFirstName,
-      last_name: checkLastName,
-      email: (v) => checkEmail(v.trim()),
-      address: (v) => checkAddress(v.trim()),
+      ...PROFILE_CHECKS,
     }),
   );
 
   const submit = form.onSubmit(async (v) => {
     const role = v.role as Role;
-    const profile = {
-      first_name: v.first_name.trim(),
-      last_name: v.last_name.trim(),
-      email: v.email.trim(),
-      address: v.address.trim(),
-    };
+    const profile = trimProfile(v);
     if (!user) {
       const account = await api.createAccount({ username: v.username.trim(), password: v.password, role, ...profile });
       await profileSettled(account);
@@ -70,10 +55,7 @@ export function UserForm({ user, onClose, onSaved }: UserFormProps) {
       return;
     }
 
-    const profilePatch: ProfilePatch = {};
-    for (const key of ['first_name', 'last_name', 'email', 'address'] as const) {
-      if (profile[key] !== user[key]) profilePatch[key] = profile[key];
-    }
+    const profilePatch: ProfilePatch = changedFields(profile, user);
     const accountPatch: AccountPatch = {};
     if (v.username.trim() !== user.username) accountPatch.username = v.username.trim();
     if (v.password) accountPatch.password = v.password;
@@ -97,88 +79,32 @@ export function UserForm({ user, onClose, onSaved }: UserFormProps) {
   });
 
   return (
-    <Modal
+    <FormDialog
       title={user ? `Edit ${user.username}` : 'New user'}
+      formId="user-form"
+      onSubmit={submit}
       onClose={onClose}
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" form="user-form" className="button button-primary" disabled={form.busy}>
-            {form.busy ? 'Saving…' : user ? 'Save changes' : 'Create user'}
-          </button>
-        </>
-      }
+      form={form}
+      submitLabel={user ? 'Save changes' : 'Create user'}
     >
-      <form id="user-form" onSubmit={submit} noValidate className="form">
-        <fieldset>
-          <legend>Profile</legend>
-          <div className="form-row">
-            <TextField
-              label="First name"
-              value={form.values.first_name}
-              onChange={form.set('first_name')}
-              error={form.errors.first_name}
-              autoComplete="off"
-            />
-            <TextField
-              label="Last name"
-              value={form.values.last_name}
-              onChange={form.set('last_name')}
-              error={form.errors.last_name}
-              autoComplete="off"
-            />
-          </div>
-          <TextField
-            label="Email"
-            type="email"
-            value={form.values.email}
-            onChange={form.set('email')}
-            error={form.errors.email}
-            autoComplete="off"
-          />
-          <TextField
-            label="Address"
-            value={form.values.address}
-            onChange={form.set('address')}
-            error={form.errors.address}
-            hint="Optional."
-            autoComplete="off"
-          />
-        </fieldset>
-        <fieldset>
-          <legend>Account</legend>
-          <div className="form-row">
-            <TextField
-              label="Username"
-              value={form.values.username}
-              onChange={form.set('username')}
-              error={form.errors.username}
-              autoComplete="off"
-              autoCapitalize="none"
-              spellCheck={false}
-            />
-            <SelectField
-              label="Role"
-              value={form.values.role}
-              onChange={form.set('role')}
-              error={form.errors.role}
-              options={ROLE_OPTIONS}
-            />
-          </div>
-          <TextField
-            label={editing ? 'New password' : 'Password'}
-            type="password"
-            value={form.values.password}
-            onChange={form.set('password')}
-            error={form.errors.password}
-            autoComplete="new-password"
-            hint={editing ? 'Leave empty to keep the current password.' : '8 to 128 characters.'}
-          />
-        </fieldset>
-        <FormAlert message={form.serverError} />
-      </form>
-    </Modal>
+      <fieldset>
+        <legend>Profile</legend>
+        <ProfileFormFields field={form.field} own={false} addressHint="Optional." />
+      </fieldset>
+      <fieldset>
+        <legend>Account</legend>
+        <div className="form-row">
+          <UsernameField {...form.field('username')} autoComplete="off" />
+          <SelectField label="Role" {...form.field('role')} options={ROLE_OPTIONS} />
+        </div>
+        <TextField
+          label={editing ? 'New password' : 'Password'}
+          type="password"
+          {...form.field('password')}
+          autoComplete="new-password"
+          hint={editing ? 'Leave empty to keep the current password.' : '8 to 128 characters.'}
+        />
+      </fieldset>
+    </FormDialog>
   );
 }

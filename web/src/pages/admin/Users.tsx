@@ -5,11 +5,14 @@ import { Link, useSearchParams } from 'react-router-dom';
 import { api } from '../../api';
 import { profileGone } from '../../api/eventually';
 import type { Profile } from '../../api/types';
+import { DataTable, RowActions } from '../../components/DataTable';
+import { FormAlert } from '../../components/Field';
 import { ConfirmDialog } from '../../components/Modal';
+import { PageHead } from '../../components/PageHead';
 import { Pager } from '../../components/Pager';
-import { Empty, LoadError, Loading } from '../../components/States';
+import { Empty, ResourceStates } from '../../components/States';
 import { formatDate, fullName, roleLabel } from '../../format';
-import { useDebounced, usePageTitle } from '../../hooks/misc';
+import { offsetParam, useDebounced, usePageTitle } from '../../hooks/misc';
 import { useResource } from '../../hooks/useResource';
 import { useSession } from '../../session/SessionContext';
 import { UserForm } from './UserForm';
@@ -21,7 +24,7 @@ export function Users() {
   const { session } = useSession();
   const [params, setParams] = useSearchParams();
   const q = params.get('q') ?? '';
-  const offset = Math.max(0, Number.parseInt(params.get('offset') ?? '0', 10) || 0);
+  const offset = offsetParam(params);
   const [search, setSearch] = useState(q);
   const settled = useDebounced(search.trim(), 300);
   const [editing, setEditing] = useState<Profile | 'new' | null>(null);
@@ -54,15 +57,11 @@ export function Users() {
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <h1>Users</h1>
-          <p className="page-sub">Customer and administrator accounts.</p>
-        </div>
+      <PageHead title="Users" sub="Customer and administrator accounts.">
         <button type="button" className="button button-primary" onClick={() => setEditing('new')}>
           + New user
         </button>
-      </div>
+      </PageHead>
 
       <form className="toolbar" role="search" onSubmit={(event) => event.preventDefault()}>
         <div className="field field-inline">
@@ -77,14 +76,9 @@ export function Users() {
         </div>
       </form>
 
-      {notice ? (
-        <div className="alert alert-success" role="status">
-          {notice}
-        </div>
-      ) : null}
+      <FormAlert message={notice} tone="success" />
 
-      {users.loading && !list ? <Loading label="Loading users…" /> : null}
-      {users.error ? <LoadError message={users.error.message} onRetry={users.reload} /> : null}
+      <ResourceStates resource={users} loading="Loading users…" />
       {list && list.items.length === 0 ? (
         q ? (
           <Empty title={`No user matches “${q}”`}>Try part of a username, a name or an email address.</Empty>
@@ -101,61 +95,31 @@ export function Users() {
       ) : null}
 
       {list && list.items.length > 0 ? (
-        <div className={`table-wrap ${users.loading ? 'is-stale' : ''}`}>
-          <table className="table">
-            <caption className="visually-hidden">Users</caption>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Email</th>
-                <th scope="col">Role</th>
-                <th scope="col">Joined</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((user) => (
-                <tr key={user.id}>
-                  <td data-label="User">
-                    <Link to={`/admin/users/${user.id}`} className="strong-link">
-                      {user.username}
-                    </Link>
-                    <div className="muted">{fullName(user)}</div>
-                  </td>
-                  <td data-label="Email" className="wrap-anywhere">
-                    {user.email}
-                  </td>
-                  <td data-label="Role">
-                    <span className={`badge badge-${user.role}`}>{roleLabel(user.role)}</span>
-                  </td>
-                  <td data-label="Joined">{formatDate(user.created_at)}</td>
-                  <td className="actions">
-                    <button
-                      type="button"
-                      className="button button-small"
-                      onClick={() => setEditing(user)}
-                      aria-label={`Edit ${user.username}`}
-                    >
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      className="button button-small button-danger-quiet"
-                      onClick={() => setDeleting(user)}
-                      aria-label={`Delete ${user.username}`}
-                      disabled={user.id === session?.user.id}
-                      title={user.id === session?.user.id ? 'You cannot delete yourself' : undefined}
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable actions caption="Users" columns={['User', 'Email', 'Role', 'Joined']} stale={users.loading}>
+          {list.items.map((user) => (
+            <tr key={user.id}>
+              <td data-label="User">
+                <Link to={`/admin/users/${user.id}`} className="strong-link">
+                  {user.username}
+                </Link>
+                <div className="muted">{fullName(user)}</div>
+              </td>
+              <td data-label="Email" className="wrap-anywhere">
+                {user.email}
+              </td>
+              <td data-label="Role">
+                <span className={`badge badge-${user.role}`}>{roleLabel(user.role)}</span>
+              </td>
+              <td data-label="Joined">{formatDate(user.created_at)}</td>
+              <RowActions
+                name={user.username}
+                onEdit={() => setEditing(user)}
+                onDelete={() => setDeleting(user)}
+                cannotDelete={user.id === session?.user.id ? 'You cannot delete yourself' : undefined}
+              />
+            </tr>
+          ))}
+        </DataTable>
       ) : null}
       {list ? <Pager total={list.total} limit={PAGE} offset={offset} onChange={goTo} noun="users" /> : null}
 
@@ -176,7 +140,6 @@ export function Users() {
       {deleting ? (
         <ConfirmDialog
           title="Delete user"
-          confirmLabel="Delete user"
           onClose={() => setDeleting(null)}
           onConfirm={async () => {
             await api.deleteAccount(deleting.id);

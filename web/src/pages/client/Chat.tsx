@@ -3,7 +3,9 @@
 // /chat, and the support assistant (answers at once, from its rules, the customer's own data or
 // a language model) at /chat/assistant. The old /assistant address leads here.
 import { NavLink, useParams } from 'react-router-dom';
-import { ChatView, messageTime } from '../../components/ChatView';
+import { ChatView } from '../../components/ChatView';
+import { InboxEntry } from '../../components/InboxEntry';
+import { PageHead } from '../../components/PageHead';
 import { usePageTitle } from '../../hooks/misc';
 import { useLive } from '../../live/LiveContext';
 import { ASSISTANT, type ChatMessage } from '../../live/state';
@@ -26,43 +28,29 @@ export function Chat() {
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <h1>Chat</h1>
-          <p className="page-sub">Write to the administrators about your account, devices or bills, or ask the assistant.</p>
-        </div>
-      </div>
+      <PageHead title="Chat" sub="Write to the administrators about your account, devices or bills, or ask the assistant." />
       <div className="chat-layout">
         <nav className="card inbox chat-list" aria-label="Conversations">
           <ul>
             <li>
               <NavLink to="/chat" end className="inbox-item" data-testid="conversation-team">
-                <span className={adminsOnline ? 'presence-dot presence-dot-online' : 'presence-dot'} aria-hidden="true" />
-                <span className="inbox-main">
-                  <span className="inbox-name">Administrators</span>
-                  <span className="inbox-last muted">{teamLast ? preview(teamLast, user.id) : 'Write to the team'}</span>
-                </span>
-                <span className="inbox-side">
-                  {teamLast ? <time className="muted">{messageTime(teamLast.created_at)}</time> : null}
-                  {unread > 0 && assistant ? (
-                    <span className="inbox-unread" data-testid="unread">
-                      {unread}
-                      <span className="visually-hidden"> unread</span>
-                    </span>
-                  ) : null}
-                </span>
+                <InboxEntry
+                  online={adminsOnline}
+                  name="Administrators"
+                  last={teamLast ? preview(teamLast, user.id) : 'Write to the team'}
+                  at={teamLast?.created_at ?? null}
+                  unread={assistant ? unread : 0}
+                />
               </NavLink>
             </li>
             <li>
               <NavLink to="/chat/assistant" className="inbox-item" data-testid="conversation-assistant">
-                <span className="presence-dot presence-dot-online" aria-hidden="true" />
-                <span className="inbox-main">
-                  <span className="inbox-name">Assistant</span>
-                  <span className="inbox-last muted">{assistantLast ? preview(assistantLast, user.id) : 'Answers at once'}</span>
-                </span>
-                <span className="inbox-side">
-                  {assistantLast ? <time className="muted">{messageTime(assistantLast.created_at)}</time> : null}
-                </span>
+                <InboxEntry
+                  online
+                  name="Assistant"
+                  last={assistantLast ? preview(assistantLast, user.id) : 'Answers at once'}
+                  at={assistantLast?.created_at ?? null}
+                />
               </NavLink>
             </li>
           </ul>

@@ -2,7 +2,8 @@
 import { useState } from 'react';
 import { Link } from 'react-router-dom';
 import { api } from '../../api';
-import { Empty, LoadError, Loading } from '../../components/States';
+import { PageHead } from '../../components/PageHead';
+import { Empty, ResourceStates } from '../../components/States';
 import { Pager } from '../../components/Pager';
 import { formatKwh } from '../../format';
 import { usePageTitle } from '../../hooks/misc';
@@ -18,14 +19,8 @@ export function MyDevices() {
 
   return (
     <>
-      <div className="page-head">
-        <div>
-          <h1>My devices</h1>
-          <p className="page-sub">The meters registered to your account and their hourly limits.</p>
-        </div>
-      </div>
-      {devices.loading && !list ? <Loading label="Loading your devices…" /> : null}
-      {devices.error ? <LoadError message={devices.error.message} onRetry={devices.reload} /> : null}
+      <PageHead title="My devices" sub="The meters registered to your account and their hourly limits." />
+      <ResourceStates resource={devices} loading="Loading your devices…" />
       {list && list.total === 0 ? (
         <Empty title="No devices yet">
           When an administrator assigns a metering device to your account, it appears here.

@@ -1,0 +1,129 @@
+// The shared pieces the pages are built from: a field's label, hint and error wiring; the submit
+// button's busy state; a failed load, with and without "not found"; the unread count; the tables.
+import { fireEvent, render, screen } from '@testing-library/react';
+import { describe, expect, it, vi } from 'vitest';
+import { ApiError } from '../api';
+import { DataTable, RowActions } from './DataTable';
+import { SelectField, SubmitButton, TextArea, TextField } from './Field';
+import { UnreadCount } from './InboxEntry';
+import { PageHead } from './PageHead';
+import { ResourceError, ResourceStates } from './States';
+
+describe('fields', () => {
+  it('tie the hint to the control, then the error instead of the hint', () => {
+    const onChange = vi.fn();
+    const { rerender } = render(<TextField label="Email" value="a" onChange={onChange} hint="We never share it." />);
+    const input = screen.getByLabelText('Email');
+    expect(input.getAttribute('aria-invalid')).toBeNull();
+    expect(document.getElementById(input.getAttribute('aria-describedby') ?? '')?.textContent).toBe('We never share it.');
+
+    rerender(<TextField label="Email" value="a" onChange={onChange} hint="We never share it." error="Enter an email address." />);
+    expect(input.getAttribute('aria-invalid')).toBe('true');
+    const [errorId] = (input.getAttribute('aria-describedby') ?? '').split(' ');
+    expect(document.getElementById(errorId)?.textContent).toBe('Enter an email address.');
+    expect(screen.queryByText('We never share it.')).toBeNull();
+
+    fireEvent.change(input, { target: { value: 'ab' } });
+    expect(onChange).toHaveBeenCalledWith('ab');
+  });
+
+  it('work the same for a text area and a select', () => {
+    const onText = vi.fn();
+    const onPick = vi.fn();
+    render(
+      <>
+        <TextArea label="Description" value="" onChange={onText} rows={3} error="Too long." />
+        <SelectField label="Role" value="client" onChange={onPick} options={[{ value: 'client', label: 'Customer' }, { value: 'admin', label: 'Administrator' }]} />
+      </>,
+    );
+    const area = screen.getByLabelText('Description');
+    expect(area.tagName).toBe('TEXTAREA');
+    expect(area.getAttribute('rows')).toBe('3');
+    expect(area.getAttribute('aria-invalid')).toBe('true');
+    fireEvent.change(area, { target: { value: 'x' } });
+    expect(onText).toHaveBeenCalledWith('x');
+    fireEvent.change(screen.getByLabelText('Role'), { target: { value: 'admin' } });
+    expect(onPick).toHaveBeenCalledWith('admin');
+    expect(screen.getByRole('option', { name: 'Administrator' })).toBeTruthy();
+  });
+
+  it('submit button says what happens and is disabled while busy', () => {
+    const { rerender } = render(<SubmitButton busy={false} label="Save" busyLabel="Saving…" form="f" />);
+    const button = screen.getByRole('button', { name: 'Save' }) as HTMLButtonElement;
+    expect(button.disabled).toBe(false);
+    expect(button.getAttribute('form')).toBe('f');
+    rerender(<SubmitButton busy label="Save" busyLabel="Saving…" form="f" />);
+    expect(screen.getByRole('button', { name: 'Saving…' })).toHaveProperty('disabled', true);
+  });
+});
+
+describe('load states', () => {
+  it('names a missing thing without a retry, and offers a retry for other failures', () => {
+    const retry = vi.fn();
+    const { rerender } = render(
+      <ResourceError error={new ApiError(404, 'not_found', 'no such device')} onRetry={retry} notFound="This device does not exist (any more)." />,
+    );
+    expect(screen.getByText('This device does not exist (any more).')).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Try again' })).toBeNull();
+
+    rerender(<ResourceError error={new ApiError(503, 'unavailable', 'try later')} onRetry={retry} notFound="gone" />);
+    expect(screen.getByText('try later')).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Try again' }));
+    expect(retry).toHaveBeenCalledTimes(1);
+  });
+
+  it('shows the spinner only until the first answer', () => {
+    const base = { error: null, reload: () => {} };
+    const { rerender } = render(<ResourceStates resource={{ ...base, data: null, loading: true }} loading="Loading devices…" />);
+    expect(screen.getByRole('status').textContent).toBe('Loading devices…');
+    rerender(<ResourceStates resource={{ ...base, data: { items: [] }, loading: true }} loading="Loading devices…" />);
+    expect(screen.queryByRole('status')).toBeNull();
+  });
+});
+
+describe('small pieces', () => {
+  it('unread count reads "N unread" and is absent at zero', () => {
+    const { rerender } = render(<UnreadCount count={3} />);
+    expect(screen.getByTestId('unread').textContent).toBe('3 unread');
+    rerender(<UnreadCount count={0} />);
+    expect(screen.queryByTestId('unread')).toBeNull();
+  });
+
+  it('page head shows the back link, title, line and actions', () => {
+    render(
+      <PageHead title="Devices" sub="All meters." back={<a href="/back">Back</a>}>
+        <button type="button">+ New device</button>
+      </PageHead>,
+    );
+    expect(screen.getByRole('heading', { level: 1, name: 'Devices' })).toBeTruthy();
+    expect(screen.getByText('All meters.').className).toBe('page-sub');
+    expect(screen.getByRole('link', { name: 'Back' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: '+ New device' })).toBeTruthy();
+  });
+
+  it('a list table has its headers, a hidden actions column, and named row buttons', () => {
+    const onDelete = vi.fn();
+    render(
+      <DataTable actions caption="Users" columns={['User', { label: 'Energy', numeric: true }]}>
+        <tr>
+          <td>ann</td>
+          <td>1</td>
+          <RowActions name="ann" onEdit={() => {}} onDelete={onDelete} cannotDelete="You cannot delete yourself" />
+        </tr>
+        <tr>
+          <td>bob</td>
+          <td>2</td>
+          <RowActions name="bob" onEdit={() => {}} onDelete={onDelete} />
+        </tr>
+      </DataTable>,
+    );
+    expect(screen.getByRole('table', { name: 'Users' })).toBeTruthy();
+    expect(screen.getAllByRole('columnheader').map((h) => h.textContent)).toEqual(['User', 'Energy', 'Actions']);
+    expect(screen.getByRole('columnheader', { name: 'Energy' }).className).toBe('num-head');
+    const ann = screen.getByRole('button', { name: 'Delete ann' }) as HTMLButtonElement;
+    expect(ann.disabled).toBe(true);
+    expect(ann.title).toBe('You cannot delete yourself');
+    fireEvent.click(screen.getByRole('button', { name: 'Delete bob' }));
+    expect(onDelete).toHaveBeenCalledTimes(1);
+  });
+});
