@@ -41,6 +41,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CLUSTER=$ROOT/deploy/local/cluster.sh
 LUA=$HERE/report.lua
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -52,94 +54,22 @@ REPLICAS=${BENCH_REPLICAS:-4}
 DISTRIBUTED=${BENCH_DISTRIBUTED:-1}
 KEEP=${BENCH_KEEP:-0}
 
-say() { echo "bench: $*" >&2; }
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
 # ---- checks ---------------------------------------------------------------
 
-EMS=${1:-${EMS_BIN:-$ROOT/build/ems}}
-[ -x "$EMS" ] || die "no ems binary at '$EMS' (usage: bash bench/api/run.sh [path/to/ems])"
-EMS=$(realpath "$EMS")
-for tool in wrk nginx curl jq python3 openssl; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-for n in "$DURATION" "$WARMUP" "$THREADS" "$CONNS" "$ROUNDS" "$PORT_BASE" "$REPLICAS"; do
-    [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_* knobs are whole numbers, not '$n'"
-done
+bench_ems api "${1:-}"
+need_tools wrk nginx curl jq python3 openssl
+whole_numbers "$DURATION" "$WARMUP" "$THREADS" "$CONNS" "$ROUNDS" "$PORT_BASE" "$REPLICAS"
 [ "$CONNS" -ge "$THREADS" ] || die "BENCH_CONNECTIONS must be at least BENCH_THREADS"
 
 # ---- temp dir and cleanup -------------------------------------------------
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-bench.XXXXXX")
-# The cluster's PostgreSQL runs as the postgres user and must pass through.
-chmod 0711 "$tmp"
-mkdir -p "$tmp/ems-data" "$tmp/web" "$tmp/gw-web" "$tmp/nginx" "$tmp/run" "$tmp/logs"
-chmod 0700 "$tmp/ems-data" "$tmp/nginx" "$tmp/run" "$tmp/logs"
-results=$tmp/results
-: >"$results"
-cluster_dir=$tmp/cluster
-cluster_started=0
+bench_tmp bench
+# The private nginx's files, and the embedded server's data.
+mkdir -p "$tmp/ems-data" "$tmp/web" "$tmp/gw-web" "$tmp/nginx"
+chmod 0700 "$tmp/ems-data" "$tmp/nginx"
 watcher=""
 
-alive() { # pid: running and not a zombie
-    local state
-    state=$(sed -E 's/.*\) ([A-Z]).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-stop_pid() { # pidfile: SIGTERM, up to 5 s, then SIGKILL
-    local pid
-    pid=$(cat "$1" 2>/dev/null) || return 0
-    rm -f "$1"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        alive "$pid" || return 0
-        sleep 0.1
-    done
-    say "pid $pid did not stop in 5 s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? f
-    trap - EXIT INT TERM
-    if [ -n "$watcher" ] && alive "$watcher"; then kill -TERM "$watcher" 2>/dev/null || true; fi
-    for f in "$tmp"/run/*.pid; do
-        [ -e "$f" ] || continue
-        stop_pid "$f"
-    done
-    if [ "$cluster_started" -eq 1 ]; then
-        bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
-            say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
-    fi
-    # On a failure, the ends of the logs (not after an interrupt: nothing failed).
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ]; then
-        for f in "$tmp"/logs/*.log "$cluster_dir"/logs/*.log; do
-            [ -s "$f" ] || continue
-            echo "---- last lines of $f" >&2
-            tail -n 15 "$f" >&2
-        done
-    fi
-    if [ "$KEEP" = 1 ]; then
-        say "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # ---- helpers --------------------------------------------------------------
-
-record() { echo "$*" >>"$results"; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # pid -> "VmRSS RssAnon" in kB ("0 0" if gone).  VmRSS counts the shared
 # libraries' pages in every process that maps them; RssAnon is the process's
@@ -176,15 +106,6 @@ cpu_busy_pct() {
 
 load_line() { echo "loadavg $(cut -d' ' -f1-3 /proc/loadavg), CPUs busy $(cpu_busy_pct) % over 1 s"; }
 
-http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" || true; }
-
-login() { # base-url password -> token
-    local body
-    body=$(jq -cn --arg p "$2" '{username: "admin", password: $p}')
-    curl -sS -f -m 10 -H 'content-type: application/json' --data-binary "$body" "$1/api/auth/login" |
-        jq -er .token
-}
-
 create_device() { # base-url token -> id
     local body
     body='{"name":"bench meter 0001","max_hourly_kwh":2.5,"description":"benchmark device",'
@@ -214,13 +135,15 @@ run_wrk() { # scenario round url [token]
 }
 
 # start_watcher OUT TIMEOUT SPEC...: watch_ready.py in the background (its PID
-# in $watcher), returning once it polls, before the processes it times start.
+# in $watcher and run/watcher.pid), returning once it polls, before the
+# processes it times start.  end_watcher: waits for its verdict.
 start_watcher() {
     local out=$1 armed=$tmp/watcher-armed
     shift
     rm -f "$armed"
     python3 "$HERE/watch_ready.py" --armed "$armed" "$@" >"$out" &
     watcher=$!
+    echo "$watcher" >"$tmp/run/watcher.pid"
     for _ in $(seq 3000); do
         [ -e "$armed" ] && return 0
         alive "$watcher" || die "watch_ready.py exited early"
@@ -228,15 +151,18 @@ start_watcher() {
     done
     die "watch_ready.py did not start"
 }
+end_watcher() {
+    local rc=0
+    wait "$watcher" || rc=$?
+    rm -f "$tmp/run/watcher.pid"
+    return "$rc"
+}
 
 # ---- facts about the run --------------------------------------------------
 
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-mem_gb=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null | head -n 1)" ]; then commit="$commit + uncommitted changes"; fi
-record "meta date $(date -u '+%Y-%m-%d %H:%M UTC')"
-record "meta machine $(nproc) CPUs ($cpu_model), ${mem_gb} GiB RAM, Linux $(uname -r)"
+record_machine
 record "meta binary $EMS ($("$EMS" version 2>/dev/null | head -n 1), source $commit)"
 record "meta tools $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 record "meta command bash bench/api/run.sh $EMS   (BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_THREADS=$THREADS BENCH_CONNECTIONS=$CONNS BENCH_ROUNDS=$ROUNDS BENCH_REPLICAS=$REPLICAS)"
@@ -247,9 +173,8 @@ record "meta load_before $load"
 
 # ---- embedded -------------------------------------------------------------
 
-ems_port=$(free_port)
-ems_ws_port=$(free_port) # the WebSocket port: not PORT+1, which may be taken
-ngx_port=$(free_port)
+# The WebSocket port is given: by default it is PORT+1, which may be taken.
+read -r ems_port ems_ws_port ngx_port <<<"$(free_ports 3)"
 admin_password=$(openssl rand -hex 16)
 say "embedded: ems serve on 127.0.0.1:$ems_port, private nginx on 127.0.0.1:$ngx_port"
 
@@ -263,7 +188,7 @@ start_ems() {
         setsid "$EMS" serve --port "$ems_port" --data-dir "$tmp/ems-data" --sql-dir "$ROOT/sql" \
         --web-dir "$tmp/web" >>"$tmp/logs/ems.log" 2>&1 </dev/null &
     echo $! >"$tmp/run/ems.pid"
-    wait "$watcher" || die "ems serve was not ready within 30 s"
+    end_watcher || die "ems serve was not ready within 30 s"
     ms=$(cut -d' ' -f2 "$tmp/ready-embedded")
     record "ready $1 $ms"
     say "embedded: $1 ready after $ms ms"
@@ -328,10 +253,10 @@ for round in $(seq 1 "$ROUNDS"); do
     run_wrk emb_static "$round" "$static_url"
 done
 record "rss ems_serve loaded $(rss_kb "$ems_pid")"
-stop_pid "$tmp/run/ems.pid"
+stop_pidfiles "$tmp/run/ems.pid"
 # Once more on the same data: no key pair or admin account to create.
 start_ems ems_serve_restart
-stop_pid "$tmp/run/ems.pid"
+stop_pidfiles "$tmp/run/ems.pid"
 record "meta load_embedded $(load_line)"
 
 # ---- distributed ----------------------------------------------------------
@@ -364,7 +289,7 @@ if [ "$DISTRIBUTED" = 1 ]; then
         bash "$CLUSTER" start --dir "$cluster_dir" --port-base "$PORT_BASE" --replicas "$REPLICAS" \
         >"$tmp/logs/cluster-start.log" 2>&1 ||
         die "cluster.sh start failed: $(tail -n 5 "$tmp/logs/cluster-start.log")"
-    wait "$watcher" || say "some role was not seen ready by the watcher: $(tr '\n' ' ' <"$tmp/ready-distributed")"
+    end_watcher || say "some role was not seen ready by the watcher: $(tr '\n' ' ' <"$tmp/ready-distributed")"
     while read -r name ms; do record "ready $name $ms"; done <"$tmp/ready-distributed"
     say "distributed: ready ($(tr '\n' ' ' <"$tmp/ready-distributed")ms)"
 
@@ -411,9 +336,7 @@ if [ "$DISTRIBUTED" = 1 ]; then
         run_wrk devices_direct "$round" "$devices_url" "$gw_token"
     done
     cluster_rss loaded
-    bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
-        say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
-    cluster_started=0
+    stop_cluster
 fi
 
 record "meta load_after $(load_line)"

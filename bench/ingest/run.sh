@@ -58,6 +58,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CLUSTER=$ROOT/deploy/local/cluster.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 CEILING_S=${BENCH_CEILING_S:-12}
 NDEV=${BENCH_DEVICES:-100}
@@ -73,25 +75,14 @@ KEEP=${BENCH_KEEP:-0}
 LOAD_RATE=${BENCH_LOAD_RATE:-1000}
 SOAK_S=${BENCH_SOAK_S:-0}
 
-say() { echo "bench: $*" >&2; }
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
 # ---- checks ---------------------------------------------------------------
 
-EMS=${1:-${EMS_BIN:-$ROOT/build/ems}}
-[ -x "$EMS" ] || die "no ems binary at '$EMS' (usage: bash bench/ingest/run.sh [path/to/ems])"
-EMS=$(realpath "$EMS")
+bench_ems ingest "${1:-}"
 SIM=$(dirname "$EMS")/ems-sim
 [ -x "$SIM" ] || die "no ems-sim beside $EMS"
-for tool in gcc curl jq python3 openssl top; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-for n in "$CEILING_S" "$NDEV" "$INTERVAL_B" "$INTERVAL_C" "$DAYS_B" "$DAYS_C" "$SAMPLES" "$STORE_TIMEOUT" "$PORT_BASE" "$REPLICAS" "$LOAD_RATE" "$SOAK_S"; do
-    [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_* knobs are whole numbers, not '$n'"
-done
+need_tools gcc curl jq python3 openssl top
+whole_numbers "$CEILING_S" "$NDEV" "$INTERVAL_B" "$INTERVAL_C" "$DAYS_B" "$DAYS_C" "$SAMPLES" "$STORE_TIMEOUT" \
+    "$PORT_BASE" "$REPLICAS" "$LOAD_RATE" "$SOAK_S"
 for role in monitoring balancer; do
     [[ " $("$EMS" --help 2>&1 | sed -n 's/^roles:[[:space:]]*//p' | head -n 1) " == *" $role "* ]] ||
         die "$EMS has no $role role"
@@ -99,66 +90,13 @@ done
 
 # ---- temp dir and cleanup -------------------------------------------------
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-ingest-bench.XXXXXX")
-chmod 0711 "$tmp" # the cluster's PostgreSQL runs as the postgres user
-mkdir -p "$tmp/run" "$tmp/logs" "$tmp/ems-data"
-chmod 0700 "$tmp/run" "$tmp/logs" "$tmp/ems-data"
-cluster_dir=$tmp/cluster
-cluster_started=0
-results=$tmp/results
-: >"$results"
-
-alive() {
-    local state
-    state=$(sed -E 's/.*\) ([A-Z]).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-stop_pid() { # pidfile: SIGTERM, up to 5 s, then SIGKILL
-    local pid
-    pid=$(cat "$1" 2>/dev/null) || return 0
-    rm -f "$1"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        alive "$pid" || return 0
-        sleep 0.1
-    done
-    say "pid $pid did not stop in 5 s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? f
-    trap - EXIT INT TERM
-    for f in "$tmp"/run/*.pid; do
-        [ -e "$f" ] || continue
-        stop_pid "$f"
-    done
-    if [ "$cluster_started" -eq 1 ]; then
-        bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
-            say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
-    fi
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ]; then
-        for f in "$tmp"/logs/*.log "$cluster_dir"/logs/*.log; do
-            [ -s "$f" ] || continue
-            echo "---- last lines of $f" >&2
-            tail -n 10 "$f" >&2
-        done
-    fi
-    if [ "$KEEP" = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp ingest-bench
+mkdir -p "$tmp/ems-data"
+chmod 0700 "$tmp/ems-data"
 
 # ---- helpers --------------------------------------------------------------
 
-record() { echo "$*" >>"$results"; }
 now_ms() { date +%s%3N; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" || true; }
 
 # pid -> "VmHWM VmRSS" in kB
 mem_kb() { awk '/^VmHWM:/ {h = $2} /^VmRSS:/ {r = $2} END {print h + 0, r + 0}' "/proc/$1/status" 2>/dev/null || echo "0 0"; }
@@ -230,11 +168,6 @@ wait_stored() { # want urls...
     done
 }
 
-login() { # base-url password -> token
-    curl -sS -f -m 10 -H 'content-type: application/json' \
-        --data-binary "$(jq -cn --arg p "$2" '{username: "admin", password: $p}')" "$1/api/auth/login" | jq -er .token
-}
-
 # Creates NDEV devices (limit high enough never to alert) and writes the sim
 # config for them to $3.
 make_devices() { # base-url token config-file interval
@@ -276,11 +209,45 @@ sim_failed() { # phase log
 }
 field() { sed -E "s/.*(^| )$1=([^ ]*).*/\2/" <<<"$2"; }
 
+# backfill_phase PHASE URL... -- COMMAND...: runs COMMAND (an `ems-sim backfill`) while the CPU
+# seconds of the processes in $tmp/procs-PHASE, the machine's load and one top snapshot are
+# measured, waits until what it got confirmed is stored (the URLs' /metrics), and records
+# "cpu PHASE ..." and "PHASE confirmed ... stored ...".
+backfill_phase() {
+    local phase=$1 urls=() base_stored m0 m1 t0 t_pub sum confirmed ok=1
+    shift
+    while [ "$1" != -- ]; do
+        urls+=("$1")
+        shift
+    done
+    shift
+    base_stored=$(stored_sum "${urls[@]}")
+    cpu_snapshot "$tmp/procs-$phase" "$tmp/cpu-${phase}0"
+    m0=$(machine_ticks)
+    top_snapshot "$phase" &
+    echo $! >"$tmp/run/top.pid"
+    t0=$(now_ms)
+    TIMEFORMAT='%U %S'
+    { time "$@" >"$tmp/sim-$phase.out" 2>"$tmp/logs/sim-$phase.log"; } 2>"$tmp/sim-$phase.time" ||
+        sim_failed "$phase" "$tmp/logs/sim-$phase.log"
+    t_pub=$(now_ms)
+    sum=$(sim_summary "$tmp/sim-$phase.out")
+    confirmed=$(field confirmed "$sum")
+    confirmed=${confirmed:-0}
+    wait_stored $((base_stored + confirmed)) "${urls[@]}" || ok=0
+    m1=$(machine_ticks)
+    cpu_snapshot "$tmp/procs-$phase" "$tmp/cpu-${phase}1"
+    record_cpu "$phase" "$tmp/cpu-${phase}0" "$tmp/cpu-${phase}1"
+    record "cpu $phase ems-sim $(tail -n 1 "$tmp/sim-$phase.time" | awk '{printf "%.2f", $1 + $2 + 0}')"
+    record "$phase confirmed $confirmed stored $((stored - base_stored)) t0 $t0 t_pub $t_pub last $last_store_ms busy $(busy_pct "$m0" "$m1") complete $ok"
+    say "($phase) confirmed $confirmed stored $((stored - base_stored)) in $((last_store_ms - t0)) ms"
+    wait "$(cat "$tmp/run/top.pid")" 2>/dev/null || true
+    rm -f "$tmp/run/top.pid"
+}
+
 # ---- facts ----------------------------------------------------------------
 
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-record "meta date $(date -u '+%Y-%m-%d %H:%M UTC')"
-record "meta machine $(nproc) CPUs ($cpu_model), $(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo) GiB RAM, Linux $(uname -r)"
+record_machine
 record "meta binary $EMS"
 record "meta loadavg_before $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -332,7 +299,7 @@ ceiling() {
     t_pub=$(now_ms)
     wait "$drain_pid" || say "drain stopped by its timeout"
     rm -f "$tmp/run/drain.pid"
-    [ "$hops" = 2 ] && stop_pid "$tmp/run/relay.pid"
+    [ "$hops" = 2 ] && stop_pidfiles "$tmp/run/relay.pid"
     m1=$(machine_ticks)
     sum=$(sim_summary "$tmp/sim-a$hops.out")
     confirmed=$(field confirmed "$sum")
@@ -350,31 +317,9 @@ token=$(login "$GATEWAY_URL" "$ADMIN_PASSWORD") || die "admin login through the 
 say "(b) creating $NDEV devices through the gateway"
 make_devices "$GATEWAY_URL" "$token" "$tmp/sim-b.json" "$INTERVAL_B"
 for u in "${mon_urls[@]}"; do wait_known "$u" "$token" "$last_device"; done
-base_stored=$(stored_sum "${mon_urls[@]}")
-cpu_snapshot "$tmp/procs-b" "$tmp/cpu-b0"
-m0=$(machine_ticks)
 say "(b) ems-sim backfill --days $DAYS_B (interval $INTERVAL_B s, $NDEV devices) into external.data.collection.queue"
-top_snapshot b &
-echo $! >"$tmp/run/top.pid"
-t0=$(now_ms)
-TIMEFORMAT='%U %S'
-{ time "$SIM" backfill --config "$tmp/sim-b.json" --amqp "$AMQP_URL" --days "$DAYS_B" \
-    --publish-batch 1000 --quiet >"$tmp/sim-b.out" 2>"$tmp/logs/sim-b.log"; } 2>"$tmp/sim-b.time" ||
-    sim_failed b "$tmp/logs/sim-b.log"
-t_pub=$(now_ms)
-sum=$(sim_summary "$tmp/sim-b.out")
-confirmed=$(field confirmed "$sum")
-confirmed=${confirmed:-0}
-ok=1
-wait_stored $((base_stored + confirmed)) "${mon_urls[@]}" || ok=0
-m1=$(machine_ticks)
-cpu_snapshot "$tmp/procs-b" "$tmp/cpu-b1"
-record_cpu b "$tmp/cpu-b0" "$tmp/cpu-b1"
-record "cpu b ems-sim $(tail -n 1 "$tmp/sim-b.time" | awk '{printf "%.2f", $1 + $2 + 0}')"
-record "b confirmed $confirmed stored $((stored - base_stored)) t0 $t0 t_pub $t_pub last $last_store_ms busy $(busy_pct "$m0" "$m1") complete $ok"
-say "(b) confirmed $confirmed stored $((stored - base_stored)) in $((last_store_ms - t0)) ms"
-wait "$(cat "$tmp/run/top.pid")" 2>/dev/null || true
-rm -f "$tmp/run/top.pid"
+backfill_phase b "${mon_urls[@]}" -- "$SIM" backfill --config "$tmp/sim-b.json" --amqp "$AMQP_URL" \
+    --days "$DAYS_B" --publish-batch 1000 --quiet
 while read -r name pid; do
     case "$name" in monitoring-* | balancer | rabbitmq) record "mem b $name $(mem_kb "$pid")" ;; esac
 done <"$tmp/procs-b"
@@ -414,7 +359,7 @@ say "(b) latency: $SAMPLES single readings under $LOAD_RATE readings/s"
 live_load 600
 sleep 2
 probe load
-stop_pid "$tmp/run/live.pid"
+stop_pidfiles "$tmp/run/live.pid"
 
 # ---- (s) soak -----------------------------------------------------------------
 
@@ -437,57 +382,30 @@ if [ "$SOAK_S" -gt 0 ]; then
     record "soakdone confirmed ${confirmed:-0} stored $((stored - soak_stored0)) seconds $((($(now_ms) - t_soak) / 1000))"
 fi
 
-bash "$CLUSTER" stop --dir "$cluster_dir" >"$tmp/logs/cluster-stop.log" 2>&1 ||
-    say "cluster stop failed: $(tail -n 3 "$tmp/logs/cluster-stop.log")"
-cluster_started=0
+stop_cluster
 
 # ---- (c) embedded ---------------------------------------------------------
 
-port=$(free_port)
+read -r port ws_port <<<"$(free_ports 2)"
 admin_password=$(openssl rand -hex 16)
 ingest_token=$(openssl rand -hex 24)
 say "(c) ems serve on 127.0.0.1:$port"
-EMS_ADMIN_PASSWORD=$admin_password EMS_INGEST_TOKEN=$ingest_token EMS_BIND=127.0.0.1 EMS_WS_PORT=$(free_port) \
+EMS_ADMIN_PASSWORD=$admin_password EMS_INGEST_TOKEN=$ingest_token EMS_BIND=127.0.0.1 EMS_WS_PORT=$ws_port \
     EMS_LOG_LEVEL=${EMS_LOG_LEVEL:-warn} setsid "$EMS" serve --port "$port" --data-dir "$tmp/ems-data" \
     --sql-dir "$ROOT/sql" >"$tmp/logs/ems.log" 2>&1 </dev/null &
 echo $! >"$tmp/run/ems.pid"
 ems_pid=$!
 base=http://127.0.0.1:$port
-for _ in $(seq 100); do
-    [ "$(http_code "$base/readyz")" = 200 ] && break
-    sleep 0.1
-done
-[ "$(http_code "$base/readyz")" = 200 ] || die "ems serve not ready after 10 s"
+wait_ready "$base" 10 "$ems_pid" || die "ems serve not ready after 10 s"
 token=$(login "$base" "$admin_password") || die "admin login on ems serve failed"
 make_devices "$base" "$token" "$tmp/sim-c.json" "$INTERVAL_C"
 wait_known "$base" "$token" "$last_device"
-base_stored=$(stored_sum "$base")
 echo "ems-serve $ems_pid" >"$tmp/procs-c"
-cpu_snapshot "$tmp/procs-c" "$tmp/cpu-c0"
-m0=$(machine_ticks)
 say "(c) ems-sim backfill --days $DAYS_C (interval $INTERVAL_C s) --http --batch 1000"
-top_snapshot c &
-echo $! >"$tmp/run/top.pid"
-t0=$(now_ms)
-{ time EMS_INGEST_TOKEN=$ingest_token "$SIM" backfill --config "$tmp/sim-c.json" --http "$base/api/readings" \
-    --batch 1000 --days "$DAYS_C" --quiet >"$tmp/sim-c.out" 2>"$tmp/logs/sim-c.log"; } 2>"$tmp/sim-c.time" ||
-    sim_failed c "$tmp/logs/sim-c.log"
-t_pub=$(now_ms)
-sum=$(sim_summary "$tmp/sim-c.out")
-confirmed=$(field confirmed "$sum")
-confirmed=${confirmed:-0}
-ok=1
-wait_stored $((base_stored + confirmed)) "$base" || ok=0
-m1=$(machine_ticks)
-cpu_snapshot "$tmp/procs-c" "$tmp/cpu-c1"
-record_cpu c "$tmp/cpu-c0" "$tmp/cpu-c1"
-record "cpu c ems-sim $(tail -n 1 "$tmp/sim-c.time" | awk '{printf "%.2f", $1 + $2 + 0}')"
-record "c confirmed $confirmed stored $((stored - base_stored)) t0 $t0 t_pub $t_pub last $last_store_ms busy $(busy_pct "$m0" "$m1") complete $ok"
+backfill_phase c "$base" -- env EMS_INGEST_TOKEN="$ingest_token" "$SIM" backfill --config "$tmp/sim-c.json" \
+    --http "$base/api/readings" --batch 1000 --days "$DAYS_C" --quiet
 record "mem c ems-serve $(mem_kb "$ems_pid")"
-say "(c) confirmed $confirmed stored $((stored - base_stored)) in $((last_store_ms - t0)) ms"
-wait "$(cat "$tmp/run/top.pid")" 2>/dev/null || true
-rm -f "$tmp/run/top.pid"
-stop_pid "$tmp/run/ems.pid"
+stop_pidfiles "$tmp/run/ems.pid"
 
 record "meta loadavg_after $(cut -d' ' -f1-3 /proc/loadavg)"
 for ph in b c; do

@@ -10,6 +10,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=tests/lib/common.sh
+. "$root/tests/lib/common.sh"
 ems="${1:-${EMS_BIN:-$root/build/ems}}"
 [ -x "$ems" ] || { echo "bench/web: $ems is not an executable (build it: cmake --build build --target ems)" >&2; exit 1; }
 ems="$(cd "$(dirname "$ems")" && pwd)/$(basename "$ems")"
@@ -18,39 +20,26 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 
 bash "$root/scripts/web.sh" >&2
 
-tmp="$(mktemp -d /tmp/ems-bench-web.XXXXXX)"
+tmp="$(make_tmp bench-web 700)"
 pid=""
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
+  if [ -n "$pid" ]; then stop_pids "$pid"; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Two free ports: the HTTP one, and the WebSocket's (by default PORT+1, which may be taken).
-free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-port="$(free_port)"
-ws_port="$(free_port)"
-while [ "$ws_port" = "$port" ]; do ws_port="$(free_port)"; done
+read -r port ws_port <<<"$(free_ports 2)"
 admin_password="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 ingest_token="ingest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 EMS_ADMIN_USERNAME=admin EMS_ADMIN_PASSWORD="$admin_password" EMS_INGEST_TOKEN="$ingest_token" EMS_WS_PORT="$ws_port" EMS_LOG_LEVEL=warn \
-  "$ems" serve --data-dir "$tmp/data" --port "$port" --web-dir "$root/web/dist" >"$tmp/server.log" 2>&1 &
+  "$ems" serve --data-dir "$tmp/data" --port "$port" --bind 127.0.0.1 --web-dir "$root/web/dist" >"$tmp/server.log" 2>&1 &
 pid=$!
 
 base="http://127.0.0.1:$port"
-ready=""
-for _ in $(seq 1 100); do
-  kill -0 "$pid" 2>/dev/null || break
-  if curl -fsS -o /dev/null "$base/readyz" 2>/dev/null; then ready=1; break; fi
-  sleep 0.2
-done
-if [ -z "$ready" ]; then
+if ! wait_ready "$base" 20 "$pid"; then
   echo "bench/web: the server did not become ready on $base; its log:" >&2
   tail -n 30 "$tmp/server.log" >&2
   exit 1

@@ -41,6 +41,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$src/tests/lib/common.sh"
 ems=${1:-${EMS_BIN:-$src/build/ems}}
 if [ ! -x "$ems" ]; then
   echo "usage: $0 [path/to/ems]   (no executable at $ems)" >&2
@@ -54,8 +56,6 @@ gap_ms=${BENCH_ALERT_GAP_MS:-20}
 npairs=${BENCH_PAIRS:-50}
 chat_s=${BENCH_CHAT_S:-10}
 window=${BENCH_WINDOW:-4}
-pg="$src/tests/lib/pg.sh"
-mq="$src/tests/lib/rabbitmq.sh"
 
 # 10k sessions need 10k descriptors on both ends: the soft limit up to the hard one.
 hard=$(ulimit -Hn)
@@ -65,53 +65,22 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt $((sessions + 2 * npairs + 1000)) ]
 fi
 ulimit -Sn "$hard"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-bench-ws.XXXXXX")
-chmod 711 "$tmp" # as root, PostgreSQL runs as postgres and must pass through
+tmp=$(make_tmp bench-ws 711) # as root, PostgreSQL runs as postgres and must pass through
 mkdir -p "$tmp/logs"
 pids=()
-pg_started=0
-mq_started=0
 
 log() { echo "bench/ws: $*" >&2; }
 
 cleanup() {
   local rc=$?
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [ "$mq_started" -eq 1 ] && bash "$mq" stop "$tmp/mq" >/dev/null 2>&1
-  [ "$pg_started" -eq 1 ] && bash "$pg" stop "$tmp/pg" >/dev/null 2>&1
-  if [ "$rc" -ne 0 ]; then
-    for f in "$tmp"/logs/*.log; do
-      [ -f "$f" ] || continue
-      echo "---- last lines of $(basename "$f")" >&2
-      tail -n 15 "$f" >&2
-    done
-  fi
+  stop_pids "${pids[@]}"
+  backends_stop "$tmp"
+  if [ "$rc" -ne 0 ]; then tail_logs 15 "$tmp"/logs/*.log >&2; fi
   if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_ports() { # n distinct free loopback ports
-  python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-wait_ready() { # port
-  for _ in $(seq 300); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  log "the process on port $1 did not become ready"
-  return 1
-}
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "compiling wsload"
@@ -119,30 +88,22 @@ gcc -O2 -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE "$here/wsload.c" -lrabbitmq
 
 read -r pg_port auth_port ws_rest ws_port <<<"$(free_ports 4)"
 log "starting PostgreSQL and RabbitMQ"
-bash "$pg" start "$tmp/pg" "$pg_port" >"$tmp/logs/pg-start.log" 2>&1
-pg_started=1
-bash "$pg" createdb "$tmp/pg" "$pg_port" ems_auth >/dev/null
-bash "$pg" createdb "$tmp/pg" "$pg_port" ems_ws >/dev/null
-amqp_port=$(bash "$mq" pick)
-EMS_BROKER_OWNER_PID=$$ bash "$mq" start "$tmp/mq" "$amqp_port" >"$tmp/logs/mq-start.log" 2>&1
-mq_started=1
-bash "$mq" wait "$amqp_port" 60 >/dev/null
+backends_start "$tmp" "$pg_port" ems_auth ems_ws
 
 "$ems" keygen "$tmp/keys" >/dev/null
-common=(EMS_BIND=127.0.0.1 EMS_SQL_DIR="$src/sql" DB_IP=127.0.0.1 DB_PORT="$pg_port" DB_USER=postgres
-  RABBITMQ_HOST=127.0.0.1 RABBITMQ_PORT="$amqp_port" RABBITMQ_USERNAME=guest RABBITMQ_PASSWORD=guest
-  EMS_JWT_PUBLIC_KEY_FILE="$tmp/keys/jwt-public.pem")
+set_role_env "$src/sql" "$tmp/keys" "$pg_port" "$amqp_port"
 log "starting auth and ws"
-env "${common[@]}" PORT="$auth_port" DB_DBNAME=ems_auth EMS_JWT_PRIVATE_KEY_FILE="$tmp/keys/jwt-private.pem" \
+env "${role_env[@]}" PORT="$auth_port" DB_DBNAME=ems_auth EMS_JWT_PRIVATE_KEY_FILE="$tmp/keys/jwt-private.pem" \
   EMS_ADMIN_PASSWORD="bench-$RANDOM$RANDOM" "$ems" serve --role auth >"$tmp/logs/auth.log" 2>&1 </dev/null &
 pids+=($!)
-env "${common[@]}" PORT="$ws_rest" EMS_WS_PORT="$ws_port" EMS_WS_REPLICA_ID=bench DB_DBNAME=ems_ws \
+env "${role_env[@]}" PORT="$ws_rest" EMS_WS_PORT="$ws_port" EMS_WS_REPLICA_ID=bench DB_DBNAME=ems_ws \
   AUTH_SERVICE_HOST="http://127.0.0.1:$auth_port" EMS_WS_RATE=100000 \
   "$ems" serve --role ws >"$tmp/logs/ws.log" 2>&1 </dev/null &
 ws_pid=$!
 pids+=("$ws_pid")
-wait_ready "$auth_port"
-wait_ready "$ws_rest"
+for port in "$auth_port" "$ws_rest"; do
+  wait_ready "http://127.0.0.1:$port" 30 || { log "the process on port $port did not become ready"; exit 1; }
+done
 
 log "creating $sessions + 2x$npairs accounts and signing their tokens"
 psql -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$pg_port/ems_auth" >/dev/null <<SQL

@@ -22,12 +22,11 @@
 # shellcheck disable=SC2317  # cleanup functions run from the EXIT trap
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 <path-to-ems-binary>" >&2
-  exit 2
-fi
-ems=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+
+ems_args 1 "<path-to-ems-binary>" "$@"
 src=${EMS_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
 cluster="$src/deploy/local/cluster.sh"
 suite="$here/ems_api_test.py"
@@ -37,15 +36,13 @@ if [ ! -f "$cluster" ]; then
   exit 1
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/ems-api-cluster.XXXXXX")
-chmod 711 "$work" # as root, PostgreSQL runs as postgres and must pass through
+work=$(make_tmp api-cluster 711) # as root, PostgreSQL runs as postgres and must pass through
 tmp="$work/cluster"
 started=0
-SANITIZER='ERROR: (Address|Leak|Thread)Sanitizer|runtime error:'
 
 cleanup() {
   local rc=$?
-  [ -f "$work/procs.py" ] && python3 "$work/procs.py" stop "$work"/extra/*.pid
+  stop_pidfiles "$work"/extra/*.pid
   if [ "$started" -eq 1 ]; then
     bash "$cluster" stop --dir "$tmp" >"$work/stop.log" 2>&1 || {
       echo "run_distributed: cluster.sh stop failed:"
@@ -53,17 +50,9 @@ cleanup() {
       rc=1
     }
   fi
-  if grep -lE "$SANITIZER" "$tmp"/logs/*.log "$work"/extra/*.log >/dev/null 2>&1; then
-    echo "run_distributed: sanitizer errors in the logs:"
-    grep -E -A 12 "$SANITIZER" "$tmp"/logs/*.log "$work"/extra/*.log | head -n 60
-    rc=1
-  fi
+  logs_clean "run_distributed: sanitizer errors in the logs:" "$tmp"/logs/*.log "$work"/extra/*.log || rc=1
   if [ "$rc" -ne 0 ]; then
-    for log in "$work"/start.log "$tmp"/logs/{auth,users,devices,nginx-error}.log "$work"/extra/*.log; do
-      [ -s "$log" ] || continue
-      echo "---- last lines of $log"
-      tail -n 25 "$log"
-    done
+    tail_logs 25 "$work"/start.log "$tmp"/logs/{auth,users,devices,nginx-error}.log "$work"/extra/*.log
   fi
   rm -rf "$work"
   exit "$rc"
@@ -79,8 +68,6 @@ procs.py clone <cluster-dir> <role> <pidfile> <log> KEY=VALUE...
     starts another process exactly like the cluster's <role>, with the overrides
 procs.py restart <cluster-dir> <suite> <role>...
     SIGTERM to each role, then the same command and environment again
-procs.py stop <pidfile>...
-    SIGTERM, SIGKILL after 5 s
 """
 import os, subprocess, sys, time
 
@@ -139,49 +126,13 @@ def main(cmd, *args):
             url = os.environ[role.upper() + "_URL"]
             if subprocess.call([sys.executable, suite, "wait-ready", url, "15", f"{cdir}/run/{role}.pid"]):
                 sys.exit(f"restart: {role} not ready again")
-    elif cmd == "stop":
-        pids = []
-        for pidfile in args:
-            try:
-                with open(pidfile) as f:
-                    pids.append(int(f.read()))
-                os.kill(pids[-1], 15)
-            except (OSError, ValueError):
-                pass
-        if not wait_gone(pids, 5):
-            for pid in pids:
-                if running(pid):
-                    os.kill(pid, 9)
 
 
 main(*sys.argv[1:])
 EOF
 
-# A base port whose block (base..base+39, and the broker's distribution and
-# epmd ports: AMQP port base+31 shifted by 10000 and 20000) is free right now.
-port_base=$(python3 - <<'EOF'
-import random, socket, sys
-for _ in range(50):
-    base = random.randrange(20000, 44000, 40)
-    socks = []
-    try:
-        for p in [*range(base, base + 40), base + 31 + 10000, base + 31 + 20000]:
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    sys.exit(0)
-sys.exit("no free block of ports")
-EOF
-)
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# A base port whose block (base..base+39, and the broker's derived ports) is free right now.
+port_base=$(free_port_base 20000 44000)
 
 # A small web app for nginx to serve, and a file beside it that path
 # traversal must not reach.
@@ -225,11 +176,10 @@ for v in AUTH_URL USERS_URL DEVICES_URL; do
   [ -n "${!v:-}" ] && role_urls="$role_urls ${!v}"
 done
 
-ttl_port=$(free_port)
+read -r ttl_port foreign_port foreign_ws_port <<<"$(free_ports 3)"
 python3 "$work/procs.py" clone "$tmp" auth "$work/extra/ttl-auth.pid" "$work/extra/ttl-auth.log" \
   PORT="$ttl_port" EMS_TOKEN_TTL=2
-foreign_port=$(free_port)
-EMS_ADMIN_PASSWORD="$ADMIN_PASSWORD" EMS_WS_PORT="$(free_port)" "$ems" serve --data-dir "$work/foreign" --port "$foreign_port" \
+EMS_ADMIN_PASSWORD="$ADMIN_PASSWORD" EMS_WS_PORT="$foreign_ws_port" "$ems" serve --data-dir "$work/foreign" --port "$foreign_port" \
   --bind 127.0.0.1 >>"$work/extra/foreign.log" 2>&1 </dev/null &
 echo $! >"$work/extra/foreign.pid"
 python3 "$suite" wait-ready "http://127.0.0.1:$ttl_port" 15 "$work/extra/ttl-auth.pid"

@@ -16,66 +16,29 @@
 # shellcheck disable=SC2317  # cleanup functions run from the EXIT trap
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 <path-to-ems-binary>" >&2
-  exit 2
-fi
-ems=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+
+ems_args 1 "<path-to-ems-binary>" "$@"
 suite="$here/ems_api_test.py"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-api-embedded.XXXXXX")
-chmod 700 "$tmp"
-
-alive() { # <pid>: running, and not a zombie waiting for its reaper
-  local state
-  state=$(sed -E 's/.*\) ([A-Z]).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
-stop_server() { # <pidfile>: SIGTERM, up to 5 s, then SIGKILL
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+tmp=$(make_tmp api-embedded 700)
 
 cleanup() {
-  local rc=$?
+  local rc=$? f pids=()
   for f in "$tmp"/*.pid; do
     [ -e "$f" ] || continue
-    if ! alive "$(cat "$f")"; then
-      echo "run_embedded: ems ($(basename "$f" .pid)) was no longer running at the end (crashed?)"
-      rc=1
-    fi
-    stop_server "$f" &
+    pids+=("$(cat "$f")")
+    still_running "run_embedded: ems ($(basename "$f" .pid))" "${pids[-1]}" || rc=1
   done
-  wait
-  # A sanitizer build reports into the server's stderr (the log), also at exit.
-  if grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$tmp"/*.log >/dev/null 2>&1; then
-    echo "run_embedded: sanitizer errors in the server log:"
-    grep -hE -A 12 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$tmp"/*.log | head -n 60
-    rc=1
-  fi
-  if [ "$rc" -ne 0 ]; then
-    for log in "$tmp"/*.log; do
-      [ -e "$log" ] || continue
-      echo "---- last lines of $(basename "$log")"
-      tail -n 40 "$log"
-    done
-  fi
+  stop_pids "${pids[@]}"
+  logs_clean "run_embedded: sanitizer errors in the server log:" "$tmp"/*.log || rc=1
+  if [ "$rc" -ne 0 ]; then tail_logs 40 "$tmp"/*.log; fi
   rm -rf "$tmp"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # write_server <name> <port> <ws-port> <token-ttl>: $tmp/<name>.sh runs one
 # server, and <name>.start starts it in the background recording its PID.
@@ -97,17 +60,16 @@ write_server() {
   } >"$tmp/$name.start"
 }
 
-admin_password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+admin_password=$(random_token 18)
 index_marker="ems-api-test-index-$RANDOM$RANDOM"
 secret_marker="ems-api-test-secret-$RANDOM$RANDOM"
 mkdir -p "$tmp/web/assets"
 echo "<!doctype html><title>$index_marker</title>" >"$tmp/web/index.html"
 echo "console.log('app');" >"$tmp/web/assets/app.js"
 echo "$secret_marker" >"$tmp/secret.txt"
-port=$(free_port)
-ttl_port=$(free_port)
-write_server main "$port" "$(free_port)" 3600
-write_server ttl "$ttl_port" "$(free_port)" 2
+read -r port main_ws_port ttl_port ttl_ws_port <<<"$(free_ports 4)"
+write_server main "$port" "$main_ws_port" 3600
+write_server ttl "$ttl_port" "$ttl_ws_port" 2
 
 # shellcheck disable=SC2016  # the lines below are written, not run, here
 # The restart: SIGTERM must stop the server (within 10 s), then the same command again.

@@ -18,7 +18,6 @@ must be in external.data.collection.queue.dlq.  Prints "N passed, N failed".
 import base64
 import concurrent.futures
 import datetime
-import json
 import os
 import random
 import signal
@@ -28,6 +27,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from ingest_checks import (admin_and_devices, check, check_alerts, daily_mismatches, expected_sums, finish,
+                           http_json, make_batches, make_readings, wait_known)
 
 ENV = {}
 with open(sys.argv[1]) as f:
@@ -39,46 +41,16 @@ with open(sys.argv[1]) as f:
 
 GATEWAY = ENV["GATEWAY_URL"]
 MGMT = ENV["RABBITMQ_MGMT_URL"]
+BASIC = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}  # for the management API
 QUEUE = "external.data.collection.queue"
 DAY0 = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 DAYS = 1
 STEP_MIN = 5
 LOW_LIMIT = 1.0
 BURST = 40  # messages published at once right before a kill
+ISO = "%Y-%m-%dT%H:%M:%S.000Z"  # the original simulator's time form, with milliseconds
 rng = random.Random(424242)
-passed = failed = 0
 restarted = []  # processes this script started again; stopped by PID at the end
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
-
-
-def http(method, url, body=None, token=None, basic=None, timeout=10):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    if basic:
-        req.add_header("Authorization", "Basic " + base64.b64encode(basic.encode()).decode())
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, None
 
 
 def publish(payload):
@@ -87,7 +59,7 @@ def publish(payload):
             "payload_encoding": "string"}
     for _ in range(300):  # up to 30 s: the broker may be restarting
         try:
-            status, answer = http("POST", MGMT + "/api/exchanges/%2F/amq.default/publish", body, basic="guest:guest")
+            status, answer = http_json("POST", MGMT + "/api/exchanges/%2F/amq.default/publish", body, headers=BASIC)
             if status == 200 and answer and answer.get("routed"):
                 return True
         except (urllib.error.URLError, OSError):
@@ -97,7 +69,7 @@ def publish(payload):
 
 
 def queue_messages(name):
-    status, q = http("GET", MGMT + "/api/queues/%2F/" + urllib.parse.quote(name, safe=""), basic="guest:guest")
+    status, q = http_json("GET", MGMT + "/api/queues/%2F/" + urllib.parse.quote(name, safe=""), headers=BASIC)
     return q.get("messages", 0) if status == 200 and q else -1
 
 
@@ -156,53 +128,16 @@ def restart_broker():
     check("RabbitMQ restarted mid-stream", ok)
 
 
-def encode(reading):
-    dev, ts, kwh = reading
-    if rng.random() < 0.3:
-        iso = datetime.datetime.fromtimestamp(ts / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        return {"deviceId": dev, "timestamp": iso, "value": kwh}
-    return {"timestamp": ts, "device_id": dev, "measurement_value": kwh}
-
-
 def main():
-    status, login = http("POST", GATEWAY + "/api/auth/login",
-                         {"username": ENV.get("ADMIN_USERNAME", "admin"), "password": ENV["ADMIN_PASSWORD"]})
-    check("admin logs in through the gateway", status == 200, (status, login))
-    if status != 200:
+    setup = admin_and_devices(GATEWAY, ENV.get("ADMIN_USERNAME", "admin"), ENV["ADMIN_PASSWORD"],
+                              [500.0, 500.0, 500.0, 500.0, 500.0, LOW_LIMIT], "dist", " through the gateway")
+    if not setup:
         return
-    admin = login["token"]
-    devices = []
-    for i, limit in enumerate([500.0, 500.0, 500.0, 500.0, 500.0, LOW_LIMIT]):
-        status, dev = http("POST", GATEWAY + "/api/devices", {"name": f"dist-{i}", "max_hourly_kwh": limit}, admin)
-        if status != 201:
-            check("devices created through the gateway", False, (status, dev))
-            return
-        devices.append(dev["id"])
-    known = 0
-    until = time.time() + 20
-    while time.time() < until and known < len(devices):
-        known = sum(http("GET", f"{GATEWAY}/api/consumption/{d}?date=2026-06-01", token=admin)[0] == 200
-                    for d in devices)
-        time.sleep(0.2)
-    check("devices replicated to monitoring", known == len(devices), known)
+    admin, devices = setup
+    wait_known(GATEWAY, admin, devices, "2026-06-01", 20, 0.2)
 
-    readings = []
-    for dev in devices:
-        t = DAY0
-        while t < DAY0 + datetime.timedelta(days=DAYS):
-            readings.append((dev, int(t.timestamp() * 1000), round(rng.uniform(0.001, 0.2), 3)))
-            t += datetime.timedelta(minutes=STEP_MIN)
-    order = readings[:]
-    rng.shuffle(order)
-    messages, sent = [], []
-    for i in range(0, len(order), 12):
-        part = order[i:i + 12]
-        body = [encode(r) for r in part] + [encode(part[0])]
-        if sent:
-            body += [encode(r) for r in rng.sample(sent, min(2, len(sent)))]
-        sent += part
-        rng.shuffle(body)
-        messages.append(json.dumps(body))
+    readings = make_readings(devices, DAY0, DAYS, STEP_MIN, 0.2, rng)
+    messages = make_batches(readings, 12, 2, rng, ISO)
     malformed = ["not json", "[]", '{"timestamp":1,"device_id":"x","measurement_value":1}']
     dlq_before = queue_messages(QUEUE + ".dlq")
 
@@ -229,35 +164,20 @@ def main():
             n += 1
     check("every message routed by the broker", published == len(messages), (published, len(messages)))
 
-    expected_day = {}
-    expected_hour = {}
-    for dev, ts, kwh in readings:
-        day = datetime.datetime.fromtimestamp(ts / 1000, datetime.timezone.utc).date().isoformat()
-        expected_day[(dev, day)] = expected_day.get((dev, day), 0) + kwh
-        expected_hour[(dev, ts - ts % 3600000)] = expected_hour.get((dev, ts - ts % 3600000), 0) + kwh
+    expected_day, expected_hour = expected_sums(readings)
     bad = ["not checked"]
     until = time.time() + 90  # consumers reconnect with a backoff of up to 5 s after the broker restart
     while time.time() < until and bad:
-        bad = []
-        for dev in devices:
-            for d in range(DAYS):
-                day = (DAY0 + datetime.timedelta(days=d)).date().isoformat()
-                status, body = http("GET", f"{GATEWAY}/api/consumption/{dev}?date={day}&tz=UTC", token=admin)
-                got = body["total_kwh"] if status == 200 else None
-                if got is None or abs(got - expected_day[(dev, day)]) > 1e-6:
-                    bad.append((dev, day, got, round(expected_day[(dev, day)], 6)))
+        bad = daily_mismatches(GATEWAY, admin, devices, DAY0, DAYS, expected_day)
         if bad:
             time.sleep(0.5)
     check("daily totals exact after kill -9 of a replica and of the balancer and a broker restart", not bad, bad[:3])
     time.sleep(1)  # any redelivery still on its way would show now
-    status, body = http("GET", f"{GATEWAY}/api/consumption/{devices[0]}?date=2026-06-01&tz=UTC", token=admin)
+    status, body = http_json("GET", f"{GATEWAY}/api/consumption/{devices[0]}?date=2026-06-01&tz=UTC", None, admin)
     check("totals stay exact (nothing counted twice later)",
           status == 200 and abs(body["total_kwh"] - expected_day[(devices[0], "2026-06-01")]) < 1e-6)
 
-    over = sorted(h for (d, h), kwh in expected_hour.items() if d == devices[-1] and kwh > LOW_LIMIT)
-    status, body = http("GET", f"{GATEWAY}/api/alerts?device_id={devices[-1]}&limit=100", token=admin)
-    got = sorted(a["hour_start"] for a in body["items"]) if status == 200 else None
-    check("one alert per device and hour over the limit", got == over, (len(over), got and len(got)))
+    check_alerts(GATEWAY, admin, devices[-1], expected_hour, LOW_LIMIT)
 
     dlq = -1
     until = time.time() + 10
@@ -281,5 +201,4 @@ finally:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish()

@@ -14,7 +14,6 @@ device and UTC hour over the limit).  The server is stopped by its PID.
 Prints "N passed, N failed"; exits 1 on any failure.
 """
 import datetime
-import json
 import os
 import random
 import signal
@@ -27,6 +26,9 @@ import urllib.error
 import urllib.request
 import zoneinfo
 
+from ingest_checks import (admin_and_devices, check, check_alerts, daily_mismatches, expected_sums, finish, http,
+                           http_json, make_batches, make_readings, wait_known)
+
 EMS, TMP = sys.argv[1], sys.argv[2]
 TOKEN = "ingest-" + os.urandom(8).hex()
 ADMIN_PASSWORD = "pw-" + os.urandom(9).hex()
@@ -34,30 +36,21 @@ DAY0 = datetime.datetime(2026, 5, 1, tzinfo=datetime.timezone.utc)
 DAYS = 2
 STEP_MIN = 10
 LOW_LIMIT = 0.8  # kWh per hour for the device that raises alerts
-
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
+ISO = "%Y-%m-%dT%H:%M:%SZ"  # the original simulator's time form, in whole seconds
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_ports(n):
+    """n free loopback ports, bound together while chosen so that they differ."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
-PORT = free_port()
-WS_PORT = free_port()  # not PORT+1, the default, which may be taken
+PORT, WS_PORT = free_ports(2)  # the WebSocket's given: by default it is PORT+1, which may be taken
 BASE = f"http://127.0.0.1:{PORT}"
 LOG = open(os.path.join(TMP, "ems.log"), "ab")
 server = None
@@ -95,65 +88,16 @@ def stop_server(sig=signal.SIGTERM):
 
 
 def request(method, path, body=None, token=None, timeout=10):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(BASE + path, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return r.status, raw
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return http(method, BASE + path, body, token, timeout=timeout)
 
 
 def request_json(method, path, body=None, token=None):
-    status, raw = request(method, path, body, token)
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, None
+    return http_json(method, BASE + path, body, token)
 
 
 # ---- the readings this script sends, and what they must add up to -------------
 
 rng = random.Random(20261127)
-
-
-def make_readings(device_ids):
-    readings = []
-    for dev in device_ids:
-        t = DAY0
-        while t < DAY0 + datetime.timedelta(days=DAYS):
-            readings.append((dev, int(t.timestamp() * 1000), round(rng.uniform(0.001, 0.3), 3)))
-            t += datetime.timedelta(minutes=STEP_MIN)
-    return readings
-
-
-def encode(reading):
-    dev, ts, kwh = reading
-    if rng.random() < 0.3:  # the original simulator's form, ISO time
-        iso = datetime.datetime.fromtimestamp(ts / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {"deviceId": dev, "timestamp": iso, "value": kwh}
-    return {"timestamp": ts, "device_id": dev, "measurement_value": kwh}
-
-
-def make_batches(readings):
-    shuffled = readings[:]
-    rng.shuffle(shuffled)  # out of order, and late
-    batches, sent = [], []
-    for i in range(0, len(shuffled), 25):
-        part = shuffled[i:i + 25]
-        body = [encode(r) for r in part]
-        body.append(encode(part[0]))  # a duplicate within the batch
-        if sent:
-            body.extend(encode(r) for r in rng.sample(sent, min(3, len(sent))))  # and across batches
-        sent.extend(part)
-        rng.shuffle(body)
-        batches.append(json.dumps(body).encode())
-    return batches
 
 
 MALFORMED = [b"not json", b"[]", b'{"timestamp": 1, "device_id": "x", "measurement_value": 1}',
@@ -189,28 +133,14 @@ malformed_statuses = []
 
 def main():
     check("server starts", start_server())
-    status, login = request_json("POST", "/api/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})
-    check("admin logs in", status == 200, (status, login))
-    if status != 200:
+    setup = admin_and_devices(BASE, "admin", ADMIN_PASSWORD, [1000.0, 1000.0, LOW_LIMIT], "ingest")
+    if not setup:
         return
-    admin = login["token"]
-    devices = []
-    for i, limit in enumerate([1000.0, 1000.0, LOW_LIMIT]):
-        status, dev = request_json("POST", "/api/devices", {"name": f"ingest-{i}", "max_hourly_kwh": limit}, admin)
-        if status != 201:
-            check("devices created", False, (status, dev))
-            return
-        devices.append(dev["id"])
-    # Monitoring hears of the devices through the outbox: wait until it knows each one.
-    known = 0
-    until = time.time() + 10
-    while time.time() < until and known < len(devices):
-        known = sum(request("GET", f"/api/consumption/{d}?date=2026-05-01", None, admin)[0] == 200 for d in devices)
-        time.sleep(0.1)
-    check("devices replicated to monitoring", known == len(devices))
+    admin, devices = setup
+    wait_known(BASE, admin, devices, "2026-05-01", 10, 0.1)
 
-    readings = make_readings(devices)
-    batches = make_batches(readings)
+    readings = make_readings(devices, DAY0, DAYS, STEP_MIN, 0.3, rng)
+    batches = make_batches(readings, 25, 3, rng, ISO)
     pending = set(range(len(batches)))
     first = send_all(batches, pending, stop_after=len(batches) // 3)
     try:
@@ -228,19 +158,8 @@ def main():
     check("malformed bodies refused with 400", malformed_statuses and all(s in (400, 0) for s in malformed_statuses)
           and 400 in malformed_statuses, malformed_statuses)
 
-    expected_day, expected_hour = {}, {}
-    for dev, ts, kwh in readings:
-        day = datetime.datetime.fromtimestamp(ts / 1000, datetime.timezone.utc).date().isoformat()
-        expected_day[(dev, day)] = expected_day.get((dev, day), 0) + kwh
-        expected_hour[(dev, ts - ts % 3600000)] = expected_hour.get((dev, ts - ts % 3600000), 0) + kwh
-    bad = []
-    for dev in devices:
-        for d in range(DAYS):
-            day = (DAY0 + datetime.timedelta(days=d)).date().isoformat()
-            status, body = request_json("GET", f"/api/consumption/{dev}?date={day}&tz=UTC", None, admin)
-            got = body["total_kwh"] if status == 200 else None
-            if got is None or abs(got - expected_day[(dev, day)]) > 1e-6:
-                bad.append((dev, day, got, expected_day[(dev, day)]))
+    expected_day, expected_hour = expected_sums(readings)
+    bad = daily_mismatches(BASE, admin, devices, DAY0, DAYS, expected_day)
     check("daily totals exact after duplicates, reordering and kill -9", not bad, bad[:3])
 
     kathmandu = zoneinfo.ZoneInfo("Asia/Kathmandu")
@@ -256,10 +175,7 @@ def main():
     check("local hours in Asia/Kathmandu (+05:45) exact", status == 200 and len(body["hours"]) == 24 and not mismatch,
           mismatch[:3])
 
-    over = sorted(h for (d, h), kwh in expected_hour.items() if d == devices[2] and kwh > LOW_LIMIT)
-    status, body = request_json("GET", f"/api/alerts?device_id={devices[2]}&limit=100", None, admin)
-    got = sorted(a["hour_start"] for a in body["items"]) if status == 200 else None
-    check("one alert per device and hour over the limit", got == over, (len(over), got and len(got)))
+    check_alerts(BASE, admin, devices[2], expected_hour, LOW_LIMIT)
     status, body = request_json("GET", f"/api/alerts?device_id={devices[0]}", None, admin)
     check("no alert under the limit", status == 200 and body["items"] == [], status)
 
@@ -281,5 +197,4 @@ finally:
     check("no sanitizer report in the server log",
           "Sanitizer" not in log and "runtime error:" not in log,
           "\n".join(line for line in log.splitlines() if "Sanitizer" in line or "runtime error" in line)[:2000])
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish()

@@ -8,41 +8,34 @@
 # the balancer mid-stream, a broker restart, exact totals afterwards) and stops the cluster by
 # its PIDs, whatever happened; a sanitizer report in any role's log fails
 # the run.  Prints "N passed, N failed".
+# shellcheck disable=SC2317  # cleanup runs from the EXIT trap
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 <path-to-ems-binary>" >&2
-  exit 2
-fi
-ems=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+
+ems_args 1 "<path-to-ems-binary>" "$@"
 root=$(cd "$here/../.." && pwd)
 cluster=$root/deploy/local/cluster.sh
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-ingest-distributed.XXXXXX")
 # PostgreSQL runs as its own user when we are root: it must pass through (not list) the dir.
-chmod 711 "$tmp"
+tmp=$(make_tmp ingest-distributed 711)
 
 cleanup() {
   local rc=$?
   bash "$cluster" stop --dir "$tmp/cluster" >/dev/null 2>&1 || true
-  if [ "$rc" -ne 0 ]; then
-    for log in "$tmp"/cluster/logs/monitoring-*.log "$tmp"/cluster/logs/balancer.log; do
-      [ -e "$log" ] || continue
-      echo "---- last lines of $(basename "$log")"
-      tail -n 15 "$log"
-    done
-  fi
+  if [ "$rc" -ne 0 ]; then tail_logs 15 "$tmp"/cluster/logs/monitoring-*.log "$tmp"/cluster/logs/balancer.log; fi
   rm -rf "$tmp"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port base whose 40 ports are free (cluster.sh refuses a taken one: try another), below
-# the kernel's ephemeral range (32768..), where outgoing connections could take one meanwhile.
+# A port base whose 40 ports are free, below the kernel's ephemeral range (32768..), where
+# outgoing connections could take one meanwhile; cluster.sh refuses one taken since: try another.
 started=0
 for _ in 1 2 3 4 5; do
-  base=$(( (RANDOM % 300 + 500) * 40 ))
+  base=$(free_port_base 20000 32000) || break
   # SIMULATOR_DELAY_MS slows the replicas a little, so that a kill finds work in flight.
   if EMS_BIN=$ems SIMULATOR_DELAY_MS=2 bash "$cluster" start --dir "$tmp/cluster" --port-base "$base" \
     --roles "auth devices monitoring balancer" --replicas 4 >"$tmp/start.log" 2>&1; then
@@ -66,9 +59,7 @@ rc=$?
 set -e
 # A sanitizer build reports into the roles' logs, some only at exit: stop first, then look.
 bash "$cluster" stop --dir "$tmp/cluster" >/dev/null 2>&1 || true
-if grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$tmp"/cluster/logs/*.log >/dev/null 2>&1; then
-  echo "run_distributed: sanitizer errors in the roles' logs:"
-  grep -hE -A 12 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$tmp"/cluster/logs/*.log | head -n 60
+if ! logs_clean "run_distributed: sanitizer errors in the roles' logs:" "$tmp"/cluster/logs/*.log; then
   echo "0 passed, 1 failed (sanitizer)"
   rc=1
 fi

@@ -8,21 +8,16 @@
 # totals with its own sums.  Prints "N passed, N failed".
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 <path-to-ems-binary>" >&2
-  exit 2
-fi
-ems=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-ingest-embedded.XXXXXX")
-chmod 700 "$tmp"
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+
+ems_args 1 "<path-to-ems-binary>" "$@"
+tmp=$(make_tmp ingest-embedded 700)
 trap 'rm -rf "$tmp"' EXIT
 
 set +e
 python3 "$here/ingest_embedded.py" "$ems" "$tmp"
 rc=$?
-if [ "$rc" -ne 0 ] && [ -f "$tmp/ems.log" ]; then
-  echo "---- last lines of the server log"
-  tail -n 40 "$tmp/ems.log"
-fi
+if [ "$rc" -ne 0 ]; then tail_logs 40 "$tmp/ems.log"; fi
 exit "$rc"

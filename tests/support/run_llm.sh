@@ -22,47 +22,21 @@
 # shellcheck disable=SC2016  # check ... eval '...' expands when the check runs, on purpose
 set -uo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 <path-to-ems-binary>" >&2
-  exit 2
-fi
-ems=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ems-support.XXXXXX")
-chmod 700 "$tmp"
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+
+ems_args 1 "<path-to-ems-binary>" "$@"
+tmp=$(make_tmp support 700)
 pids=()
 passed=0
 failed=0
-SANITIZER='ERROR: (Address|Leak|Thread)Sanitizer|runtime error:'
-
-alive() { # <pid>: running and not a zombie
-  local state
-  state=$(sed -E 's/.*\) ([A-Z]).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
-stop_pid() { # <pid>: SIGTERM, up to 5 s, then SIGKILL
-  kill -TERM "$1" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    alive "$1" || return 0
-    sleep 0.1
-  done
-  kill -KILL "$1" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
-  for pid in "${pids[@]}"; do stop_pid "$pid"; done
-  wait 2>/dev/null
-  if grep -lE "$SANITIZER" "$tmp"/*.log >/dev/null 2>&1; then
-    echo "FAIL sanitizer errors in a server log:"
-    grep -hE -A 12 "$SANITIZER" "$tmp"/*.log | head -n 60
-    rc=1
-  fi
-  if [ "$rc" -ne 0 ] && [ -f "$tmp/ems.log" ]; then
-    echo "---- last lines of the server log"
-    tail -n 30 "$tmp/ems.log"
-  fi
+  stop_pids "${pids[@]}"
+  logs_clean "FAIL sanitizer errors in a server log:" "$tmp"/*.log || rc=1
+  if [ "$rc" -ne 0 ]; then tail_logs 30 "$tmp/ems.log"; fi
   rm -rf "$tmp"
   exit "$rc"
 }
@@ -92,8 +66,8 @@ wait_for() { # <seconds> <command...>: polls every 0.1 s
 }
 
 # ---- the fake LLM and the server ----
-key="test-key-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-admin_password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+key="test-key-$(random_token 16)"
+admin_password=$(random_token 18)
 python3 "$here/fake_llm.py" --port-file "$tmp/llm.port" --key "$key" --slow 5 >"$tmp/llm.log" 2>&1 &
 pids+=($!)
 wait_for 10 test -s "$tmp/llm.port" || { echo "FAIL fake LLM did not start"; exit 1; }
