@@ -1,8 +1,11 @@
 // The live connection as React sees it: the signed-in frame (Layout) mounts <LiveProvider> with
 // the session token, which opens the WebSocket, keeps the live state (state.ts) and closes the
-// socket when the session ends. Pages read the state with useLive() and send frames through it.
+// socket when the session ends. When the server ends the socket's session (its token expired or
+// was revoked), the app signs out, unless a new token came meanwhile: a password change made
+// here revokes the old token too, and that close may arrive before the answer with the new one. Pages read the state with useLive() and send frames through it.
 import { createContext, useCallback, useContext, useEffect, useMemo, useReducer, useRef, type ReactNode } from 'react';
 import { api } from '../api';
+import { EXPIRED_MESSAGE, REVOKED_MESSAGE, useSession } from '../session/SessionContext';
 import { browserTimeZone } from '../time';
 import { absoluteWsUrl, LiveSocket, type Frame } from './socket';
 import { initialLiveState, liveReducer, TYPING_TTL_MS, type LiveState } from './state';
@@ -31,6 +34,8 @@ export interface Live {
 const LiveContext = createContext<Live | null>(null);
 
 const HISTORY_LIMIT = 100;
+/** How long a session ended by the server waits for a new token before it signs out. */
+const SIGN_OUT_GRACE_MS = 2000;
 
 export function LiveProvider({ token, children }: { token: string; children: ReactNode }) {
   const [state, dispatch] = useReducer(liveReducer, initialLiveState);
@@ -38,6 +43,30 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
   const wsUrl = useRef<string | null>(null);
   const stateRef = useRef(state);
   stateRef.current = state;
+  const { session, signOut } = useSession();
+  const sessionRef = useRef(session);
+  sessionRef.current = session;
+  const signOutTimer = useRef<number | null>(null);
+  const endSession = useCallback(
+    (token: string) => {
+      if (signOutTimer.current !== null) window.clearTimeout(signOutTimer.current);
+      signOutTimer.current = window.setTimeout(() => {
+        signOutTimer.current = null;
+        const now = sessionRef.current;
+        if (now?.token !== token) return; // a new token came: the provider reconnects with it
+        signOut(now.expires_at <= Date.now() + 2000 ? EXPIRED_MESSAGE : REVOKED_MESSAGE);
+      }, SIGN_OUT_GRACE_MS);
+    },
+    [signOut],
+  );
+  const endSessionRef = useRef(endSession);
+  endSessionRef.current = endSession;
+  useEffect(
+    () => () => {
+      if (signOutTimer.current !== null) window.clearTimeout(signOutTimer.current);
+    },
+    [],
+  );
   const nextKey = useRef(1);
   /** A frame other than a ping went out since the last ping (see the outbox in state.ts). */
   const unfenced = useRef(false);
@@ -50,6 +79,7 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
       },
       onFrame: (frame) => dispatch({ type: 'frame', frame, now: Date.now() }),
       onStatus: (status) => dispatch({ type: 'status', status }),
+      onSignedOut: (token) => endSessionRef.current(token),
     });
   }
 

@@ -2,7 +2,17 @@
 // frames to the app, reconnecting with a growing delay after drops, a fresh start after a token
 // change, nothing after stop(), and the ws URL made absolute.
 import { describe, expect, it } from 'vitest';
-import { absoluteWsUrl, backoffDelay, BASE_DELAY_MS, LiveSocket, MAX_DELAY_MS, type Frame, type LiveStatus, type SocketLike } from './socket';
+import {
+  absoluteWsUrl,
+  backoffDelay,
+  BASE_DELAY_MS,
+  LiveSocket,
+  MAX_DELAY_MS,
+  SIGNED_OUT_CODE,
+  type Frame,
+  type LiveStatus,
+  type SocketLike,
+} from './socket';
 
 class FakeSocket implements SocketLike {
   onopen: SocketLike['onopen'] = null;
@@ -25,10 +35,10 @@ class FakeSocket implements SocketLike {
     this.readyState = 1;
     this.onopen?.({});
   }
-  /** The connection ends (server restart, network cut, refused upgrade). */
-  drop() {
+  /** The connection ends (server restart, network cut, refused upgrade), with a close code if given. */
+  drop(code?: number) {
     this.readyState = 3;
-    this.onclose?.({});
+    this.onclose?.(code === undefined ? {} : { code });
   }
   receive(data: unknown) {
     this.onmessage?.({ data: typeof data === 'string' ? data : JSON.stringify(data) });
@@ -40,6 +50,7 @@ function harness(resolveUrl: () => Promise<string> = async () => 'ws://127.0.0.1
   const timers: { fn: () => void; ms: number; id: number }[] = [];
   const frames: Frame[] = [];
   const statuses: LiveStatus[] = [];
+  const signedOut: string[] = [];
   let nextId = 1;
   const live = new LiveSocket({
     resolveUrl,
@@ -50,6 +61,7 @@ function harness(resolveUrl: () => Promise<string> = async () => 'ws://127.0.0.1
     },
     onFrame: (frame) => frames.push(frame),
     onStatus: (status) => statuses.push(status),
+    onSignedOut: (token) => signedOut.push(token),
     setTimer: (fn, ms) => {
       const id = nextId++;
       timers.push({ fn, ms, id });
@@ -69,7 +81,7 @@ function harness(resolveUrl: () => Promise<string> = async () => 'ws://127.0.0.1
     await flush();
     return timer.ms;
   };
-  return { live, sockets, timers, frames, statuses, fire };
+  return { live, sockets, timers, frames, statuses, signedOut, fire };
 }
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -164,6 +176,22 @@ describe('LiveSocket', () => {
     h.sockets[0].drop();
     expect(h.frames).toEqual([]);
     expect(h.timers).toHaveLength(0);
+  });
+
+  it('does not retry when the server ends the session (4001), and says so once', async () => {
+    const h = harness();
+    h.live.start('t');
+    await flush();
+    h.sockets[0].open();
+    h.sockets[0].drop(1006); // any other close is retried
+    expect(h.signedOut).toHaveLength(0);
+    await h.fire();
+    h.sockets[1].open();
+    h.sockets[1].drop(SIGNED_OUT_CODE);
+    expect(h.signedOut).toEqual(['t']);
+    expect(h.timers).toHaveLength(0);
+    expect(h.live.currentStatus).toBe('closed');
+    expect(h.sockets).toHaveLength(2);
   });
 
   it('closes on stop() and neither retries nor delivers afterwards', async () => {

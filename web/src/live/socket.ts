@@ -1,6 +1,8 @@
 // The live connection to the ws role (docs/ws.md): one WebSocket opened with the session token in
 // `?token=`, kept open by reconnecting with a growing delay whenever it drops (a server restart, a
-// network cut, a refused upgrade), and reopened at once when the token changes. It knows nothing
+// network cut, a refused upgrade), and reopened at once when the token changes. A close with code
+// 4001 is the server ending the session (its token expired or was revoked): that one is not
+// retried, and the app is told so that it can sign out. It knows nothing
 // of React; the provider in LiveContext.tsx feeds its frames to the app. Timers and the socket
 // constructor are injectable so the unit tests drive it without a network or real time.
 
@@ -26,6 +28,8 @@ export interface LiveSocketOptions {
   createSocket?: (url: string) => SocketLike;
   onFrame: (frame: Frame) => void;
   onStatus?: (status: LiveStatus) => void;
+  /** The server ended the session opened with `token` (close 4001): it will not open a socket again. */
+  onSignedOut?: (token: string) => void;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (timer: unknown) => void;
   /** 0 ≤ random() < 1, for the jitter that keeps many browsers from reconnecting in step. */
@@ -33,6 +37,8 @@ export interface LiveSocketOptions {
 }
 
 const OPEN = 1;
+/** The close code of a session whose token expired or was revoked (docs/ws.md). */
+export const SIGNED_OUT_CODE = 4001;
 /** The first retry waits about this long; each failure doubles it, up to MAX_DELAY_MS. */
 export const BASE_DELAY_MS = 500;
 export const MAX_DELAY_MS = 15_000;
@@ -57,7 +63,8 @@ export function withToken(url: string, token: string): string {
 }
 
 export class LiveSocket {
-  private readonly options: Required<Omit<LiveSocketOptions, 'onStatus'>> & Pick<LiveSocketOptions, 'onStatus'>;
+  private readonly options: Required<Omit<LiveSocketOptions, 'onStatus' | 'onSignedOut'>> &
+    Pick<LiveSocketOptions, 'onStatus' | 'onSignedOut'>;
   private token: string | null = null;
   private socket: SocketLike | null = null;
   private timer: unknown = null;
@@ -161,9 +168,14 @@ export class LiveSocket {
       }
     };
     socket.onerror = () => undefined;
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (generation !== this.generation) return;
       this.socket = null;
+      if ((event as { code?: unknown } | null)?.code === SIGNED_OUT_CODE) {
+        this.stop();
+        this.options.onSignedOut?.(token);
+        return;
+      }
       this.retry(generation);
     };
   }
