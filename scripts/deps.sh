@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config git curl ca-certificates
-  libmicrohttpd-dev libwebsockets-dev librabbitmq-dev amqp-tools
+  libmicrohttpd-dev libwebsockets-dev libev-dev librabbitmq-dev amqp-tools
   libpq-dev postgresql libsqlite3-dev sqlite3
   libjwt-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libicu-dev libssl-dev
   libcmocka-dev rabbitmq-server nginx wrk

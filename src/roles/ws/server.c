@@ -1,6 +1,11 @@
 /*
  * server.c — the ws role's WebSocket server (libwebsockets, one service thread).
  *
+ * The service thread runs a libev loop (epoll) that libwebsockets drives
+ * through its evlib plugin: lws's own loop waits with poll() over every
+ * socket, which costs each pass time in proportion to the sessions open
+ * (two thirds of the thread at 10k sessions, in bench/ws).
+ *
  * A connection to GET /ws is accepted only with a valid token (?token=... or
  * "Authorization: Bearer ..."), still good for its account (tokens.c);
  * anything else is refused before the upgrade.
@@ -19,6 +24,7 @@
  * belongs to the service thread; other threads only append to the job queue
  * under its lock and wake the loop with lws_cancel_service.
  */
+#include <ev.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +71,7 @@ struct ws_server {
     ws_role *w;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    struct ev_loop *loop; /* the service thread's */
     int port;
     pthread_t thread;
     int started;
@@ -445,6 +452,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION ? -1 : 0;
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
         drain_jobs(s);
+        if (atomic_load(&s->stopping)) ev_break(s->loop, EVBREAK_ALL); /* ws_server_stop woke us */
         return 0;
     }
     switch (reason) {
@@ -490,8 +498,7 @@ static void lws_log_emit(int level, const char *line) {
 static void *service(void *arg) {
     ws_server *s = arg;
     lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, SWEEP_US); /* lws timers belong to the service thread */
-    while (!atomic_load(&s->stopping))
-        if (lws_service(s->ctx, 0) < 0) break;
+    if (!atomic_load(&s->stopping)) ev_run(s->loop, 0);
     return NULL;
 }
 
@@ -502,11 +509,15 @@ ems_rc ws_server_start(ws_role *w, const char *bind, int port, ws_server **out) 
     pthread_mutex_init(&s->lock, NULL);
     lws_set_log_level(LLL_ERR, lws_log_emit); /* its warnings repeat ours (e.g. every refused upgrade) */
 
+    /* Signals stay the process's (ems serve's SIGTERM handling): the loop neither blocks nor takes them. */
+    if (!(s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) goto fail;
+    void *loops[1] = {s->loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = port ? port : CONTEXT_PORT_NO_LISTEN;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+                   LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
     info.count_threads = 1;
     info.fd_limit_per_thread = 0; /* as many as the process may open (RLIMIT_NOFILE) */
     /*
@@ -552,6 +563,7 @@ void ws_server_stop(ws_server *s) {
         lws_sul_cancel(&s->sweep);
     }
     if (s->ctx) lws_context_destroy(s->ctx); /* closes every session (CLOSED frees their frames) */
+    if (s->loop) ev_loop_destroy(s->loop);
     ws_job *j = s->jobs_head;
     while (j) {
         ws_job *next = j->next;
