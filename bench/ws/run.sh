@@ -184,7 +184,7 @@ PostgreSQL + RabbitMQ, auth beside it), the load client \`bench/ws/wsload.c\` on
 | alert publish → client, p50 / p90 | ${r[alert_p50_ms]} ms / ${r[alert_p90_ms]} ms | | |
 | alert publish → client, p99 / max | ${r[alert_p99_ms]} ms / ${r[alert_max_ms]} ms | p99 < 50 ms | $(met "${r[alert_p99_ms]}" 50) |
 | alerts received / sent (${r[alert_gap_ms]} ms apart, ${r[alerts_sessions]} sessions open) | ${r[alerts_received]} / ${r[alerts_sent]} (${r[alerts_duplicate]} twice) | all | $([ "${r[alerts_received]}" = "${r[alerts_sent]}" ] && echo met || echo "not met") |
-| chat: pairs' sessions opened until every administrator has heard of every client online | ${r[chat_settle_s]} s (${r[chat_admin_presence]} of ${r[chat_admin_presence_wanted]} presence frames) | | |
+| chat: pairs' sessions opened until every administrator has heard of every client online | ${r[chat_settle_s]} s (${r[chat_admin_presence]} of ${r[chat_admin_presence_wanted]} presence entries, in ${r[chat_admin_presence_frames]:-?} frames) | | |
 | chat messages/s delivered to the peer, ${r[chat_pairs_open]} of ${r[chat_pairs]} pairs, window ${r[chat_window]} | ${r[chat_msgs_per_s]} | | |
 | chat frames received by the pairs' sessions in all | ${r[chat_frames_received]} | | |
 | ws VmRSS / VmHWM at the end | $(mb "${r[rss_end_kb]}") MB / $(mb "${r[hwm_end_kb]}") MB | | |

@@ -297,10 +297,24 @@ static void on_chat(conn *c, const unsigned char *p, size_t n) {
     chat_sent++;
 }
 
-static long long admin_presence; /* presence frames the pairs' administrators got */
+static long long admin_presence;        /* presence entries the pairs' administrators got */
+static long long admin_presence_frames; /* the frames that carried them (a presence.batch carries many) */
+
+/* How many presence entries a frame carries: each, alone or in a presence.batch, has its "type". */
+static long long presence_entries(const unsigned char *p, size_t n) {
+    long long k = 0;
+    for (const unsigned char *q = p; (q = memmem(q, n - (size_t)(q - p), PRESENCE, sizeof PRESENCE - 1)) != NULL;
+         q += sizeof PRESENCE - 1)
+        k++;
+    return k;
+}
 
 static void on_text(conn *c, const unsigned char *p, size_t n) {
-    if (c->kind == ADMIN && memmem(p, n, PRESENCE, sizeof PRESENCE - 1)) admin_presence++;
+    if (c->kind == ADMIN) {
+        long long k = presence_entries(p, n);
+        admin_presence += k;
+        admin_presence_frames += k > 0;
+    }
     if (c->kind == HOLD) {
         if (memmem(p, n, NOTIFICATION, sizeof NOTIFICATION - 1)) on_alert(p, n);
         return;
@@ -565,15 +579,17 @@ static void chat_phase(size_t npairs, size_t wave, int seconds, int window, size
     /*
      * Hello, backlogs and presence settle first: each administrator that
      * connects is announced to every client online (the held ones too) and
-     * gets one presence frame per client online, so the pairs' sessions
-     * are counted open once every administrator has heard of every client.
+     * gets one presence entry per client online (in presence.batch frames
+     * when several come at once), so the pairs' sessions are counted open
+     * once every administrator has heard of every client.
      */
     long long settle_from = now_us();
     long long want = (long long)(npairs * (online + npairs));
     while (admin_presence < want && now_us() - settle_from < 180000000LL) poll_once(50);
     run_for(1000000);
-    printf("chat_settle_s=%.1f\nchat_admin_presence=%lld\nchat_admin_presence_wanted=%lld\n",
-           (double)(now_us() - settle_from) / 1e6 - 1.0, admin_presence, want);
+    printf("chat_settle_s=%.1f\nchat_admin_presence=%lld\nchat_admin_presence_wanted=%lld\n"
+           "chat_admin_presence_frames=%lld\n",
+           (double)(now_us() - settle_from) / 1e6 - 1.0, admin_presence, want, admin_presence_frames);
     chat_frames = 0;
     fprintf(stderr, "wsload: chat: %zu of %zu pairs open, %d s with %d in flight per pair\n", ok, npairs, seconds,
             window);

@@ -39,6 +39,8 @@ class WSClient:
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
+        self.unbatched = []  # the rest of a presence.batch, handed out one frame at a time
+        self.batches = 0  # presence.batch frames received
 
     @classmethod
     def connect(cls, host, port, token=None, path="/ws", headers=None, timeout=5.0):
@@ -126,7 +128,12 @@ class WSClient:
         return b0 & 0x0F, payload
 
     def next_json(self, timeout=5.0):
-        """The next JSON text frame; Closed on a close frame or the end of the socket."""
+        """The next JSON text frame; Closed on a close frame or the end of the socket.
+
+        A presence.batch is handed out as the presence frames it holds, in order (the server
+        coalesces presence; docs/ws.md), and self.batches counts the batches seen."""
+        if self.unbatched:
+            return self.unbatched.pop(0)
         self.sock.settimeout(timeout)
         while True:
             op, payload = self.recv()
@@ -137,7 +144,14 @@ class WSClient:
                 self.send(OP_PONG, payload)
                 continue
             if op == OP_TEXT:
-                return json.loads(payload)
+                msg = json.loads(payload)
+                if msg.get("type") == "presence.batch":
+                    self.batches += 1
+                    self.unbatched = list(msg["users"])
+                    if not self.unbatched:
+                        continue
+                    return self.unbatched.pop(0)
+                return msg
 
     def expect(self, type_, timeout=5.0, where=None):
         """The first JSON frame of type_ (and matching where(msg), if given) within timeout."""

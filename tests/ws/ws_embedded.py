@@ -201,6 +201,25 @@ def chat_round_trip_with_typing_seen_and_presence():
 
 
 @test
+def presence_snapshot_is_one_batch():
+    # Three clients online, then an administrator opens a session: who is online comes as one
+    # presence.batch frame with one entry per client (not per session), not as a frame per client.
+    clients = [register("wsp") for _ in range(3)]
+    sessions = [c.ws() for c in clients] + [clients[0].ws()]
+    adm = WSClient.connect(HOST, WS_PORT, token=F.admin.token)
+    adm.expect("hello")
+    seen = {}
+    while len(seen) < 3:
+        m = adm.expect("presence", timeout=3, where=lambda m: m["user_id"] in {c.id for c in clients})
+        seen[m["user_id"]] = seen.get(m["user_id"], 0) + 1
+    assert all(n == 1 for n in seen.values()), seen
+    assert adm.batches == 1, adm.batches
+    for s in sessions:
+        s.close()
+    adm.close()
+
+
+@test
 def history_and_conversations_over_rest():
     st, j = http("GET", f"/api/chat/conversations/{F.a.id}/messages", token=F.a.token)
     assert st == 200, (st, j)

@@ -26,8 +26,8 @@
 typedef enum {
     WS_TO_USER,         /* every session of `user` */
     WS_TO_CONVERSATION, /* the client `user` and every administrator */
-    WS_TO_ADMINS,       /* every administrator */
-    WS_TO_CLIENTS,      /* every client */
+    WS_PRESENCE_TO_ADMINS,  /* a presence frame for every administrator (coalesced: server.c) */
+    WS_PRESENCE_TO_CLIENTS, /* a presence frame for every client (coalesced) */
     WS_REVOKE,          /* closes the sessions of `user` opened with a token version below `ver` (0: all) */
 } ws_target;
 

@@ -114,6 +114,17 @@ describe('chat', () => {
     s = run(s, frame({ type: 'presence', user_id: ADMIN, username: 'root', role: 'admin', online: true }), { type: 'status', status: 'connecting' });
     expect(s.presence).toEqual({});
   });
+
+  it('applies a presence.batch entry by entry, in order', () => {
+    const entry = (user_id: string, online: boolean) => ({ type: 'presence', user_id, username: user_id, role: 'client', online });
+    const s = run(
+      initialLiveState,
+      hello('admin'),
+      frame({ type: 'presence', user_id: 'gone', username: 'gone', role: 'client', online: true }),
+      frame({ type: 'presence.batch', users: [entry('a', true), entry('b', true), entry('gone', false), entry('b', false)] }),
+    );
+    expect(Object.fromEntries(Object.entries(s.presence).map(([id, p]) => [id, p.online]))).toEqual({ gone: false, a: true, b: false });
+  });
 });
 
 describe('the administrators’ inbox', () => {

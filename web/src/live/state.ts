@@ -328,6 +328,16 @@ function onSeen(state: LiveState, conv: string, upTo: number, role: Role, seenAt
 
 type FrameHandler = (state: LiveState, frame: Record<string, unknown>, now: number) => LiveState;
 
+function onPresence(state: LiveState, frames: Record<string, unknown>[]): LiveState {
+  const presence = { ...state.presence };
+  for (const frame of frames) {
+    const p = frame as unknown as Presence;
+    if (typeof p.user_id !== 'string') continue;
+    presence[p.user_id] = { user_id: p.user_id, username: p.username, role: p.role, online: p.online };
+  }
+  return { ...state, presence };
+}
+
 const FRAMES: Record<string, FrameHandler> = {
   hello: (state, frame) => ({
     ...state,
@@ -376,13 +386,9 @@ const FRAMES: Record<string, FrameHandler> = {
   },
   'chat.seen': (state, frame) =>
     onSeen(state, frame.conversation as string, frame.up_to as number, frame.role as Role, frame.seen_at as number),
-  presence: (state, frame) => {
-    const p = frame as unknown as Presence;
-    return {
-      ...state,
-      presence: { ...state.presence, [p.user_id]: { user_id: p.user_id, username: p.username, role: p.role, online: p.online } },
-    };
-  },
+  presence: (state, frame) => onPresence(state, [frame]),
+  // Several presence frames at once (a snapshot of who is online, a burst of reconnections), in order.
+  'presence.batch': (state, frame) => onPresence(state, Array.isArray(frame.users) ? (frame.users as Record<string, unknown>[]) : []),
 };
 
 export function liveReducer(state: LiveState, action: LiveAction): LiveState {
