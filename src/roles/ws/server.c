@@ -136,8 +136,10 @@ static void unlink_session(ws_server *s, session *ss) {
     s->nsessions--;
 }
 
-/* Queues a text frame for one session; a session that cannot keep up is closed. */
-static void send_text(session *ss, const char *text, size_t len) {
+/* Queues one text frame made of n pieces, copied once; a session that cannot keep up is closed. */
+static void send_pieces(session *ss, const char *const *piece, const size_t *piece_len, int n) {
+    size_t len = 0;
+    for (int i = 0; i < n; i++) len += piece_len[i];
     if (ss->close_code) return;
     if (ss->out_bytes + len > MAX_PENDING_BYTES) {
         /* It is not reading: waiting for it to become writable again could take forever. */
@@ -150,13 +152,20 @@ static void send_text(session *ss, const char *text, size_t len) {
     if (!f) return;
     f->next = NULL;
     f->len = len;
-    memcpy(f->buf + LWS_PRE, text, len);
+    unsigned char *at = f->buf + LWS_PRE;
+    for (int i = 0; i < n; i++) {
+        memcpy(at, piece[i], piece_len[i]);
+        at += piece_len[i];
+    }
     if (ss->out_tail) ss->out_tail->next = f;
     else ss->out_head = f;
     ss->out_tail = f;
     ss->out_bytes += len;
     lws_callback_on_writable(ss->wsi);
 }
+
+/* Queues a text frame for one session; a session that cannot keep up is closed. */
+static void send_text(session *ss, const char *text, size_t len) { send_pieces(ss, &text, &len, 1); }
 
 static void send_json(session *ss, json_t *msg) {
     char *text = json_dumps(msg, JSON_COMPACT);
@@ -198,18 +207,14 @@ static void flush_presence(session *ss) {
         send_text(ss, ss->presence, ss->presence_len);
     } else if (ss->presence_n > 1) {
         static const char head[] = "{\"type\":\"presence.batch\",\"users\":[", tail[] = "]}";
-        size_t n = sizeof head - 1 + ss->presence_len + sizeof tail - 1;
-        char *text = malloc(n);
-        if (text) {
-            memcpy(text, head, sizeof head - 1);
-            memcpy(text + sizeof head - 1, ss->presence, ss->presence_len);
-            memcpy(text + sizeof head - 1 + ss->presence_len, tail, sizeof tail - 1);
-            send_text(ss, text, n);
-            free(text);
-        }
+        const char *piece[] = {head, ss->presence, tail};
+        const size_t piece_len[] = {sizeof head - 1, ss->presence_len, sizeof tail - 1};
+        send_pieces(ss, piece, piece_len, 3);
     }
-    ss->presence_len = 0;
-    ss->presence_n = 0;
+    /* Freed, not kept for the next batch: kept, 10k sessions' buffers held ~150 MB after a storm. */
+    free(ss->presence);
+    ss->presence = NULL;
+    ss->presence_len = ss->presence_cap = ss->presence_n = 0;
 }
 
 static void flush_touched(ws_server *s) {
