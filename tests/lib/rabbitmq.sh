@@ -57,8 +57,16 @@ broker_env() {
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
+# Free: a bind succeeds.  Nothing listening is not enough: a port held by a
+# connection (the local end of an outgoing one, or one in TIME_WAIT after a
+# load test) stops the broker too ("dist_port_already_used ... not_erlang").
 port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    python3 -c 'import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)' "$1"
 }
 
 cmd_ports() {
