@@ -232,19 +232,16 @@ static void fail_and_close(session *ss, ems_rc rc, const char *message, int code
 }
 
 /* The error frame, then close code 4001 once it is written: the client must sign in again. */
-static void sign_out(session *ss, const char *why) {
-    ems_log(EMS_LOG_INFO, "ws.signed_out", "user_id=%s reason=%s", ss->who.id, why);
-    fail_and_close(ss, EMS_UNAUTHORIZED,
-                   strcmp(why, "expired") == 0 ? "your session expired: sign in again"
-                                               : "your session was ended (password or account changed): sign in again",
-                   WS_CLOSE_SIGNED_OUT);
+static void sign_out(session *ss, const char *reason, const char *message) {
+    ems_log(EMS_LOG_INFO, "ws.signed_out", "user_id=%s reason=%s", ss->who.id, reason);
+    fail_and_close(ss, EMS_UNAUTHORIZED, message, WS_CLOSE_SIGNED_OUT);
 }
 
 static void close_revoked(ws_server *s, const ws_job *j) {
     ws_tokens_forget(s->w->tokens, j->user);
     for (session *p = s->buckets[bucket_of(j->user)]; p; p = p->next_user)
         if (strcmp(p->who.id, j->user) == 0 && (j->ver == 0 || p->who.ver < j->ver) && !p->close_code)
-            sign_out(p, "revoked");
+            sign_out(p, "revoked", "your session was ended (password or account changed): sign in again");
 }
 
 /* Once a second, on the service thread: the sessions whose token expired are closed. */
@@ -253,7 +250,8 @@ static void sweep(lws_sorted_usec_list_t *sul) {
     int64_t now_s = ems_now_ms() / 1000;
     for (size_t b = 0; b < BUCKETS; b++)
         for (session *p = s->buckets[b]; p; p = p->next_user)
-            if (p->who.exp && p->who.exp <= now_s && !p->close_code) sign_out(p, "expired");
+            if (p->who.exp && p->who.exp <= now_s && !p->close_code)
+                sign_out(p, "expired", "your session expired: sign in again");
     if (!atomic_load(&s->stopping)) lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, SWEEP_US);
 }
 
