@@ -29,9 +29,16 @@ let yesterday = '';
 let hoursInDay = 0;
 let customerPage = null;
 
-/** The local date in tz at instant ms. */
+/**
+ * The local date "YYYY-MM-DD" in tz at instant ms, built from the formatter's parts: a locale's
+ * display format is not a machine format (en-CA gives 2026-12-04 with one ICU, 12/4/2026 with
+ * another), so nothing here depends on the host's Node.js, ICU or locale.
+ */
 function dateIn(tz, ms) {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(ms));
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' })
+    .formatToParts(new Date(ms));
+  const get = (type) => parts.find((p) => p.type === type).value.padStart(type === 'year' ? 4 : 2, '0');
+  return `${get('year')}-${get('month')}-${get('day')}`;
 }
 
 /** tz's offset from UTC at instant ms, in ms. */
