@@ -694,6 +694,32 @@ static void test_rendezvous_hash_stable_and_spread(void **state) {
     assert_int_equal(balancer_replica(ids[0], 0), 1);
 }
 
+/*
+ * The hash is a wire contract: a balancer and the replicas of another build
+ * must agree on which replica owns a device.  Values taken from the
+ * implementation as shipped; a change here moves devices between replicas.
+ */
+static void test_rendezvous_hash_golden(void **state) {
+    (void)state;
+    static const unsigned ns[] = {1, 2, 3, 4, 8, 16, 1024};
+    static const struct {
+        const char *id;
+        unsigned replica[7];
+    } golden[] = {
+        {"8a6e0804-2bd0-4672-b79d-d97027f9071a", {1, 1, 1, 4, 4, 12, 492}},
+        {"6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b", {1, 2, 2, 2, 8, 8, 593}},
+        {"00000000-0000-4000-8000-000000000000", {1, 1, 1, 1, 1, 1, 824}},
+        {"7f3c2a10-1234-4abc-8def-012345678901", {1, 2, 2, 4, 4, 4, 166}},
+        {"ffffffff-ffff-4fff-bfff-ffffffffffff", {1, 2, 2, 2, 5, 5, 223}},
+        {"123e4567-e89b-42d3-a456-426614174000", {1, 2, 3, 3, 3, 3, 696}},
+    };
+    for (size_t i = 0; i < sizeof golden / sizeof golden[0]; i++)
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+            if (balancer_replica(golden[i].id, ns[k]) != golden[i].replica[k])
+                fail_msg("%s over %u replicas: %u, expected %u", golden[i].id, ns[k],
+                         balancer_replica(golden[i].id, ns[k]), golden[i].replica[k]);
+}
+
 /* ---- the batch consumer over PostgreSQL -------------------------------------------- */
 
 static struct {
@@ -1236,6 +1262,7 @@ int main(void) {
         cmocka_unit_test(test_device_events_replicated),
         cmocka_unit_test(test_devices_enriches_alerts_once),
         cmocka_unit_test(test_rendezvous_hash_stable_and_spread),
+        cmocka_unit_test(test_rendezvous_hash_golden),
         cmocka_unit_test(test_parse_nasty_bodies),
         cmocka_unit_test(test_parse_limits),
         cmocka_unit_test(test_parse_agrees_with_jansson),
