@@ -79,6 +79,28 @@ static void refuse_bad_messages_whole(void **state) {
     }
 }
 
+/* A real timestamp far out of range is refused by its range, before any cast (UBSan caught the cast). */
+static void huge_real_timestamps_refused(void **state) {
+    (void)state;
+    const char *bodies[] = {
+        "{\"timestamp\":1.7e122,\"device_id\":\"" ID "\",\"measurement_value\":1}",
+        "{\"timestamp\":-1.7e122,\"device_id\":\"" ID "\",\"measurement_value\":1}",
+        "{\"timestamp\":9.3e18,\"device_id\":\"" ID "\",\"measurement_value\":1}",
+        NULL};
+    for (size_t i = 0; bodies[i]; i++) {
+        reading *r = NULL;
+        size_t n;
+        char err[256] = "";
+        json_t *root = json_loads(bodies[i], 0, NULL);
+        assert_non_null(root);
+        assert_int_equal(readings_parse_json(root, &r, &n, err, sizeof err), EMS_BAD_REQUEST);
+        assert_non_null(strstr(err, "timestamp"));
+        json_decref(root);
+        assert_int_equal(readings_parse(bodies[i], strlen(bodies[i]), &r, &n, err, sizeof err), EMS_BAD_REQUEST);
+        assert_non_null(strstr(err, "timestamp"));
+    }
+}
+
 static void dump_round_trips(void **state) {
     (void)state;
     reading in[2] = {{ID, 1795773600000LL, 0.1}, {ID, 1795773600001LL, 1.0 / 3.0}};
@@ -171,6 +193,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(iso8601_forms),    cmocka_unit_test(parse_both_forms),
         cmocka_unit_test(refuse_bad_messages_whole), cmocka_unit_test(dump_round_trips),
+        cmocka_unit_test(huge_real_timestamps_refused),
         cmocka_unit_test(dump_fits_the_longest_values),
         cmocka_unit_test(dst_days),         cmocka_unit_test(odd_offsets),
         cmocka_unit_test(bad_zones_and_dates),

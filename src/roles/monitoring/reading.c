@@ -65,7 +65,8 @@ static int timestamp_of(const json_t *v, int64_t *ms) {
         *ms = json_integer_value(v);
     } else if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (!isfinite(d) || d != floor(d)) return -1;
+        /* Range first: casting a double outside int64_t's range is undefined. */
+        if (!isfinite(d) || d != floor(d) || d < TS_MIN || d >= TS_MAX) return -1;
         *ms = (int64_t)d;
     } else if (!json_is_string(v) || iso8601_parse(json_string_value(v), ms)) {
         return -1;
