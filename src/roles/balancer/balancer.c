@@ -3,14 +3,12 @@
  *
  * Consumes external.data.collection.queue in batches, sends every reading
  * to internal.loadbalancer.monitoring.queue.{r} where r is the replica its
- * device hashes to (balancer_replica), several readings per forwarded
+ * device hashes to (ems_replica_of, core), several readings per forwarded
  * message, and acknowledges its input only once the broker confirmed every
  * forward (else the whole batch comes again; monitoring ignores the
  * readings it already stored).  A message that cannot be parsed is
  * rejected to the dead-letter queue and counted.  No store of its own.
  */
-#include "balancer.h"
-
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +16,8 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "monitoring/reading.h"
+#include "reading.h"
+#include "replica.h"
 #include "roles.h"
 
 #define BALANCER_PREFETCH 2000
@@ -26,39 +25,6 @@
 #define BALANCER_WAIT_MS 20
 /* Readings per forwarded message. */
 #define FORWARD_MAX 1000
-
-/* FNV-1a over the text, then a 64-bit finalizer so that nearby inputs land far apart. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t text_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return mix64(h);
-}
-
-unsigned balancer_replica(const char *device_id, unsigned n) {
-    uint64_t h = text_hash(device_id), best = 0;
-    unsigned winner = 1;
-    if (n == 0) n = 1;
-    for (unsigned r = 1; r <= n; r++) {
-        uint64_t score = mix64(h ^ mix64(r));
-        if (r == 1 || score > best) {
-            best = score;
-            winner = r;
-        }
-    }
-    return winner;
-}
 
 typedef struct {
     reading *r;
@@ -121,7 +87,7 @@ static void balancer_on_readings(const char *queue, const ems_bus_msg *msgs, siz
             continue;
         }
         for (size_t k = 0; k < nr && !rc; k++)
-            if (group_add(&groups[balancer_replica(rs[k].device_id, b->replicas) - 1], &rs[k]) != 0) rc = EMS_NOMEM;
+            if (group_add(&groups[ems_replica_of(rs[k].device_id, b->replicas) - 1], &rs[k]) != 0) rc = EMS_NOMEM;
         free(rs);
         verdicts[i] = EMS_BUS_ACK; /* provisional: only once every forward is confirmed */
         total += nr;

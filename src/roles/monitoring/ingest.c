@@ -32,11 +32,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "balancer/balancer.h"
 #include "log.h"
 #include "metrics.h"
 #include "monitoring.h"
 #include "reading.h"
+#include "replica.h"
 #include "util.h"
 
 /*
@@ -150,7 +150,7 @@ static ems_rc dead_letter(monitoring_role *m, const char *queue, const batch_rea
     if (queue)
         snprintf(dlq, sizeof dlq, "%s.dlq", queue);
     else
-        snprintf(dlq, sizeof dlq, "%s%u.dlq", m->queue_prefix, balancer_replica(br[0].r.device_id, m->replicas));
+        snprintf(dlq, sizeof dlq, "%s%u.dlq", m->queue_prefix, ems_replica_of(br[0].r.device_id, m->replicas));
     if (!(body = readings_dump(rs, n, &len))) goto cleanup;
     rc = ems_bus_publish(m->env->bus, dlq, body, len);
     if (rc == EMS_OK) {

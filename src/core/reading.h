@@ -1,5 +1,6 @@
 /*
- * reading.h — meter readings as they travel the bus.
+ * reading.h — meter readings as they travel the bus: the contract between the
+ * balancer and monitoring roles (and whatever sends them readings).
  *
  * Accepted forms, one reading or an array of them per message:
  *   the seed's      {"timestamp": <epoch ms | ISO-8601>, "device_id": "<uuid>", "measurement_value": <kWh>}
@@ -7,8 +8,8 @@
  * A message is taken whole or refused whole: one bad reading refuses it, so
  * that a dead-lettered message can be replayed as it was.
  */
-#ifndef EMS_MONITORING_READING_H
-#define EMS_MONITORING_READING_H
+#ifndef EMS_READING_H
+#define EMS_READING_H
 
 #include <jansson.h>
 #include <stddef.h>
