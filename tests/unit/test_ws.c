@@ -10,8 +10,9 @@
  * one database and one bus: a chat message sent on one replica must reach a
  * session held by the other through the replica queues.  Each replica's
  * HTTP server also plays auth's token check (GET /api/auth/verify), which
- * refuses the tokens of one version as revoked; auth's revocations of open
- * sessions are published on the bus as auth would.
+ * refuses the tokens of one version as revoked and answers slowly for two
+ * others (a slow auth, injected); auth's revocations of open sessions are
+ * published on the bus as auth would.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,11 +66,20 @@ static const ems_conf_def test_conf[] = {
 
 /* The version this test's auth says was revoked: a token carrying it is refused. */
 #define REVOKED_VER 7
+/* Versions auth takes SLOW_AUTH_MS to answer for: good, and revoked. */
+#define SLOW_VER 8
+#define SLOW_REVOKED_VER 9
+#define SLOW_AUTH_MS 1500
 
-/* auth's GET /api/auth/verify as the tests play it: every verified token is good but those of REVOKED_VER. */
+/*
+ * auth's GET /api/auth/verify as the tests play it: every verified token is
+ * good but those of REVOKED_VER; a slow auth (a fault injected) for SLOW_*.
+ */
 static ems_rc fake_verify(ems_req *req, ems_resp *resp, void *ctx) {
     (void)ctx;
-    if (req->who.ver == REVOKED_VER) return ems_fail(resp, EMS_UNAUTHORIZED, "token revoked");
+    if (req->who.ver == SLOW_VER || req->who.ver == SLOW_REVOKED_VER) usleep(SLOW_AUTH_MS * 1000);
+    if (req->who.ver == REVOKED_VER || req->who.ver == SLOW_REVOKED_VER)
+        return ems_fail(resp, EMS_UNAUTHORIZED, "token revoked");
     return ems_reply_empty(resp, 204);
 }
 
@@ -195,8 +205,8 @@ static int read_full(int fd, void *buf, size_t n) {
     return 0;
 }
 
-/* Connects with `token` in the query (NULL: none); the socket, or -1 when refused. */
-static int wsc_open(int port, const char *token) {
+/* Connects and sends the upgrade request with `token` in the query (NULL: none); -1 if it cannot connect. */
+static int wsc_start(int port, const char *token) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -206,12 +216,22 @@ static int wsc_open(int port, const char *token) {
         close(fd);
         return -1;
     }
-    char req[2048], resp[4096];
+    char req[2048];
     int n = snprintf(req, sizeof req,
                      "GET /ws%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                      token ? "?token=" : "", token ? token : "");
-    if (send(fd, req, (size_t)n, 0) != n) goto refused;
+    if (send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads the answer to wsc_start's request: the socket if upgraded (101), else -1 (and it is closed). */
+static int wsc_finish(int fd) {
+    char resp[4096];
+    if (fd < 0) return -1;
     size_t got = 0;
     while (got < sizeof resp - 1) { /* byte by byte: frames may follow the headers at once */
         if (recv(fd, resp + got, 1, 0) != 1) goto refused;
@@ -224,6 +244,9 @@ refused:
     close(fd);
     return -1;
 }
+
+/* Connects with `token` in the query (NULL: none); the socket, or -1 when refused. */
+static int wsc_open(int port, const char *token) { return wsc_finish(wsc_start(port, token)); }
 
 static void wsc_send(int fd, int opcode, const char *data, size_t len) {
     unsigned char h[14];
@@ -390,6 +413,12 @@ static void test_refuses_revoked_tokens_and_fails_closed(void **state) {
     ems_principal old = client2;
     old.ver = REVOKED_VER;
     assert_int_equal(ems_jwt_sign(fx->jwt, &old, 600, &revoked, &exp), EMS_OK);
+    /* Upgraded while a worker asks auth, then signed out on its answer... */
+    int r = wsc_open(port, revoked);
+    assert_true(r >= 0);
+    assert_signed_out(r);
+    close(r);
+    /* ...which is cached: the same token again is refused before the upgrade. */
     assert_int_equal(wsc_open(port, revoked), -1);
     int fd = wsc_open(port, tok_client1);
     assert_true(fd >= 0);
@@ -400,7 +429,16 @@ static void test_refuses_revoked_tokens_and_fails_closed(void **state) {
     close(gone_fd);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", gone);
     assert_int_equal(ems_conf_set(fx->r[0].conf, "auth_service_host", url, err, sizeof err), EMS_OK);
-    assert_int_equal(wsc_open(port, tok_client2), -1);
+    /* Fail closed: an error and close 1013 (try again later)... */
+    int u = wsc_open(port, tok_client2);
+    assert_true(u >= 0);
+    json_t *e = wsc_expect(u, "error");
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "unavailable");
+    json_decref(e);
+    assert_int_equal(wsc_wait_close(u), 1013);
+    close(u);
+    /* ...and for the next second, refused before the upgrade without asking. */
     assert_int_equal(wsc_open(port, tok_admin), -1);
     /* The session opened before stays. */
     wsc_send_json(fd, "{\"type\":\"ping\"}");
@@ -409,6 +447,79 @@ static void test_refuses_revoked_tokens_and_fails_closed(void **state) {
     json_decref(pong);
     close(fd);
     free(revoked);
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long a ping takes to come back as a pong, in ms; -1 if it does not. */
+static long ping_ms(int fd) {
+    int64_t t0 = mono_ms();
+    return wsc_alive(fd) ? (long)(mono_ms() - t0) : -1;
+}
+
+/*
+ * auth takes SLOW_AUTH_MS to answer for two new sockets' tokens: the session
+ * already open is served meanwhile (its pings come back at once), and each
+ * new socket gets no frame until auth answered: then the good one is
+ * admitted (hello first, then the answer to a ping it sent while it
+ * waited), and the revoked one is signed out.
+ */
+static void test_slow_auth_stalls_no_other_session(void **state) {
+    fixture *fx = *state;
+    int port = ws_port(fx, 0);
+    char *slow = NULL, *slow_revoked = NULL;
+    int64_t exp;
+    ems_principal who = client2;
+    who.ver = SLOW_VER;
+    assert_int_equal(ems_jwt_sign(fx->jwt, &who, 600, &slow, &exp), EMS_OK);
+    who.ver = SLOW_REVOKED_VER;
+    assert_int_equal(ems_jwt_sign(fx->jwt, &who, 600, &slow_revoked, &exp), EMS_OK);
+    int a = wsc_open(port, tok_client1);
+    assert_true(a >= 0);
+    json_decref(wsc_expect(a, "hello"));
+
+    int64_t t0 = mono_ms();
+    int b = wsc_start(port, slow), c = wsc_start(port, slow_revoked);
+    assert_true(b >= 0 && c >= 0);
+    usleep(100 * 1000); /* both sign-ins are waiting for auth now */
+    long worst = 0;
+    for (int i = 0; i < 5; i++) {
+        long ms = ping_ms(a);
+        assert_true(ms >= 0);
+        if (ms > worst) worst = ms;
+        usleep(50 * 1000);
+    }
+    print_message("ping round trip while two sign-ins wait %d ms for auth: worst %ld ms\n", SLOW_AUTH_MS, worst);
+    assert_true(worst < 300);
+    assert_true(mono_ms() - t0 < SLOW_AUTH_MS); /* the pings were measured while auth was still thinking */
+
+    b = wsc_finish(b);
+    assert_true(b >= 0);
+    wsc_send_json(b, "{\"type\":\"ping\"}"); /* sent while pending: held, answered once admitted */
+    char *p = NULL;
+    assert_int_equal(wsc_recv(b, &p), 1);
+    json_t *first = json_loads(p, 0, NULL);
+    free(p);
+    assert_string_equal(json_string_value(json_object_get(first, "type")), "hello");
+    json_decref(first);
+    assert_true(mono_ms() - t0 >= SLOW_AUTH_MS - 100); /* nothing came before auth said yes */
+    json_t *pong = wsc_expect(b, "pong");
+    assert_non_null(pong);
+    json_decref(pong);
+
+    c = wsc_finish(c);
+    assert_true(c >= 0);
+    assert_signed_out(c);
+    assert_true(wsc_alive(a));
+    close(a);
+    close(b);
+    close(c);
+    free(slow);
+    free(slow_revoked);
 }
 
 static void test_session_closes_when_its_token_expires(void **state) {
@@ -759,6 +870,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_refuses_missing_and_bad_tokens, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_revoked_tokens_and_fails_closed, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_auth_stalls_no_other_session, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_session_closes_when_its_token_expires, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_closes_open_sessions_on_every_replica, setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_notification_reaches_every_session_of_the_owner_only, setup_one, teardown),

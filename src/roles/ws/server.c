@@ -8,7 +8,16 @@
  *
  * A connection to GET /ws is accepted only with a valid token (?token=... or
  * "Authorization: Bearer ..."), still good for its account (tokens.c);
- * anything else is refused before the upgrade.
+ * anything else is refused before the upgrade.  Whether it is still good is
+ * auth's to say, and asking takes a blocking HTTP call that never runs on
+ * this thread: when the answer is not known already (cached, a revocation
+ * heard, auth down), the socket is upgraded and held *pending*: it is in no
+ * map, gets no frame, and its frames are not read (lws rx flow control; any
+ * that came with the handshake are held) until a worker's answer comes back
+ * as a WS_VERDICT job.  Then it is admitted (hello, and the rest as for any
+ * session), or refused: an error frame, then 4001 when auth says revoked,
+ * 1013 (try again later) when auth cannot say.  Sockets of one account and
+ * token version that arrive while a question is out wait on that question.
  * Each session keeps its principal, a queue of frames to write (written one
  * per WRITEABLE callback, as lws requires) and a small budget: a message
  * larger than max_message gets an error and a close (1009), more than
@@ -45,6 +54,10 @@
 #define MAX_PENDING_BYTES (4u << 20)
 /* Frames written to one session per WRITEABLE callback, at most (fairness between sessions). */
 #define WRITE_BATCH 64
+/* Messages a pending session may send before it is admitted (more: close 1008). */
+#define PENDING_HELD_MAX 16
+/* The close code of a socket refused because auth cannot say: RFC 6455's "try again later". */
+#define CLOSE_TRY_AGAIN_LATER 1013
 /* How often the sessions are swept for expired tokens. */
 #define SWEEP_US (1000 * 1000)
 /* TCP keepalive: a peer gone without a FIN is dropped after about 60 + 3 x 10 s of silence. */
@@ -58,10 +71,21 @@ typedef struct out_frame {
     unsigned char buf[]; /* LWS_PRE bytes, then the text */
 } out_frame;
 
+typedef struct held_msg {
+    struct held_msg *next;
+    size_t len;
+    char text[];
+} held_msg;
+
 typedef struct session {
     struct lws *wsi;
     ems_principal who;
     int linked;                    /* in the maps (between ESTABLISHED and CLOSED) */
+    int pending;                   /* waiting for auth's answer: in the pending map, not in the others */
+    uint64_t seq;                  /* the question it waits on */
+    struct session *next_pending;  /* pending bucket chain */
+    held_msg *held_head, *held_tail; /* messages it sent while pending */
+    unsigned held_n;
     struct session *next_user;     /* bucket chain */
     struct session *next_admin;
     out_frame *out_head, *out_tail;
@@ -91,6 +115,8 @@ struct ws_server {
     session *buckets[BUCKETS]; /* service thread only, from here on */
     session *admins;
     size_t nsessions;
+    session *pending[BUCKETS];   /* sessions waiting for auth, by user id */
+    uint64_t next_seq;           /* questions asked of auth */
     lws_sorted_usec_list_t sweep; /* the expiry sweep's timer */
     session **touched;            /* sessions with presence waiting (during drain_jobs) */
     size_t ntouched, touched_cap;
@@ -237,11 +263,39 @@ static void sign_out(session *ss, const char *reason, const char *message) {
     fail_and_close(ss, EMS_UNAUTHORIZED, message, WS_CLOSE_SIGNED_OUT);
 }
 
+static void pending_unlink(ws_server *s, session *ss) {
+    for (session **pp = &s->pending[bucket_of(ss->who.id)]; *pp; pp = &(*pp)->next_pending)
+        if (*pp == ss) {
+            *pp = ss->next_pending;
+            break;
+        }
+    ss->next_pending = NULL;
+    ss->pending = 0;
+}
+
+/* A pending session that auth's answer (or a revocation) refuses: an error frame, then the close. */
+static void refuse_pending(ws_server *s, session *ss, ems_rc rc) {
+    pending_unlink(s, ss);
+    ems_log(EMS_LOG_INFO, "ws.refused", "reason=%s user_id=%s", rc == EMS_UNAUTHORIZED ? "revoked" : "auth_unavailable",
+            ss->who.id);
+    if (rc == EMS_UNAUTHORIZED)
+        fail_and_close(ss, EMS_UNAUTHORIZED, "your token is no longer valid: sign in again", WS_CLOSE_SIGNED_OUT);
+    else
+        fail_and_close(ss, EMS_UNAVAILABLE, "your sign-in cannot be checked right now: try again",
+                       CLOSE_TRY_AGAIN_LATER);
+}
+
 static void close_revoked(ws_server *s, const ws_job *j) {
-    ws_tokens_forget(s->w->tokens, j->user);
+    ws_tokens_revoke(s->w->tokens, j->user, j->ver);
     for (session *p = s->buckets[bucket_of(j->user)]; p; p = p->next_user)
         if (strcmp(p->who.id, j->user) == 0 && (j->ver == 0 || p->who.ver < j->ver) && !p->close_code)
             sign_out(p, "revoked", "your session was ended (password or account changed): sign in again");
+    /* Those waiting for auth now would be admitted on an answer the revocation overrides. */
+    for (session *p = s->pending[bucket_of(j->user)], *next; p; p = next) {
+        next = p->next_pending;
+        if (strcmp(p->who.id, j->user) == 0 && (j->ver == 0 || p->who.ver < j->ver))
+            refuse_pending(s, p, EMS_UNAUTHORIZED);
+    }
 }
 
 /* Once a second, on the service thread: the sessions whose token expired are closed. */
@@ -255,9 +309,15 @@ static void sweep(lws_sorted_usec_list_t *sul) {
     if (!atomic_load(&s->stopping)) lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, SWEEP_US);
 }
 
+static void on_verdict(ws_server *s, const ws_job *j);
+
 static void deliver(ws_server *s, const ws_job *j) {
     if (j->target == WS_REVOKE) {
         close_revoked(s, j);
+        return;
+    }
+    if (j->target == WS_VERDICT) {
+        on_verdict(s, j);
         return;
     }
     int to_user = j->target == WS_TO_USER || j->target == WS_TO_CONVERSATION;
@@ -313,6 +373,18 @@ void ws_server_revoke(ws_server *s, const char *user, int64_t ver) {
     j->target = WS_REVOKE;
     snprintf(j->user, sizeof j->user, "%s", user);
     j->ver = ver;
+    post_job(s, j);
+}
+
+void ws_server_verdict(ws_server *s, uint64_t seq, const char *user, int64_t ver, ems_rc verdict, uint64_t epoch) {
+    ws_job *j = s && user ? calloc(1, sizeof *j) : NULL;
+    if (!j) return; /* out of memory: the socket stays pending until it closes */
+    j->target = WS_VERDICT;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    j->ver = ver;
+    j->seq = seq;
+    j->epoch = epoch;
+    j->verdict = verdict;
     post_job(s, j);
 }
 
@@ -397,8 +469,16 @@ static int on_filter(ws_server *s, struct lws *wsi, session *ss) {
         memset(&ss->who, 0, sizeof ss->who);
         return -1;
     }
-    /* A well-signed token of an account whose tokens were revoked since, or auth unable to say: refused. */
-    ems_rc rc = ws_tokens_check(s->w->tokens, &ss->who, token);
+    /*
+     * A well-signed token of an account whose tokens were revoked since, or
+     * auth unable to say: refused.  Not known yet: upgraded, and held
+     * pending while a worker asks auth (ESTABLISHED).
+     */
+    ems_rc rc = ws_tokens_known(s->w->tokens, &ss->who);
+    if (rc == EMS_AGAIN) {
+        ss->pending = 1;
+        return 0;
+    }
     if (rc != EMS_OK) {
         ems_log(EMS_LOG_INFO, "ws.refused", "reason=%s user_id=%s",
                 rc == EMS_UNAUTHORIZED ? "revoked" : "auth_unavailable", ss->who.id);
@@ -421,6 +501,67 @@ static void on_established(ws_server *s, session *ss) {
     if (first) announce_presence(s, &ss->who, 1);
 }
 
+static int flooding(ws_server *s, session *ss);
+
+/*
+ * A socket whose token auth must be asked about: held, unread, in the
+ * pending map, on the question already out for its account and token
+ * version if there is one, or on a new one.
+ */
+static void start_pending(ws_server *s, session *ss) {
+    unsigned b = bucket_of(ss->who.id);
+    session *twin = s->pending[b];
+    while (twin && (twin->who.ver != ss->who.ver || strcmp(twin->who.id, ss->who.id) != 0)) twin = twin->next_pending;
+    ss->next_pending = s->pending[b];
+    s->pending[b] = ss;
+    if (twin) {
+        ss->seq = twin->seq;
+    } else {
+        ss->seq = ++s->next_seq;
+        if (!ss->token || ws_tokens_ask(s->w->tokens, &ss->who, ss->token, ss->seq) != EMS_OK) {
+            refuse_pending(s, ss, EMS_UNAVAILABLE);
+            return;
+        }
+    }
+    lws_rx_flow_control(ss->wsi, 0);
+    ems_log(EMS_LOG_DEBUG, "ws.pending", "user_id=%s seq=%llu", ss->who.id, (unsigned long long)ss->seq);
+}
+
+/* A pending session auth said yes to: a session like any other, then what it sent while it waited. */
+static void admit(ws_server *s, session *ss) {
+    pending_unlink(s, ss);
+    lws_rx_flow_control(ss->wsi, 1);
+    on_established(s, ss);
+    held_msg *h = ss->held_head;
+    ss->held_head = ss->held_tail = NULL;
+    ss->held_n = 0;
+    while (h) {
+        held_msg *next = h->next;
+        if (!ss->close_code && flooding(s, ss)) {
+            ems_log(EMS_LOG_WARN, "ws.flood", "user_id=%s", ss->who.id);
+            fail_and_close(ss, EMS_RATE_LIMITED, "too many messages", LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        } else if (!ss->close_code) {
+            json_t *reply = NULL;
+            ws_chat_handle(s->w, &ss->who, ss->token, h->text, h->len, &reply);
+            if (reply) send_json(ss, reply);
+            json_decref(reply);
+        }
+        free(h);
+        h = next;
+    }
+}
+
+/* auth's answer to a question: every socket waiting on it is admitted or refused. */
+static void on_verdict(ws_server *s, const ws_job *j) {
+    ems_rc verdict = ws_tokens_settle(s->w->tokens, j->user, j->ver, j->verdict, j->epoch);
+    for (session *p = s->pending[bucket_of(j->user)], *next; p; p = next) {
+        next = p->next_pending;
+        if (p->seq != j->seq) continue;
+        if (verdict == EMS_OK) admit(s, p);
+        else refuse_pending(s, p, verdict);
+    }
+}
+
 static void on_closed(ws_server *s, session *ss) {
     while (ss->out_head) {
         out_frame *f = ss->out_head;
@@ -435,6 +576,13 @@ static void on_closed(ws_server *s, session *ss) {
     free(ss->presence);
     ss->presence = NULL;
     ss->presence_len = ss->presence_cap = ss->presence_n = 0;
+    while (ss->held_head) {
+        held_msg *h = ss->held_head;
+        ss->held_head = h->next;
+        free(h);
+    }
+    ss->held_tail = NULL;
+    if (ss->pending) pending_unlink(s, ss);
     if (!ss->linked) return;
     unlink_session(s, ss);
     if (!atomic_load(&s->stopping) && user_sessions(s, ss->who.id) == 0) announce_presence(s, &ss->who, 0);
@@ -502,6 +650,23 @@ static void on_receive(ws_server *s, struct lws *wsi, session *ss, const char *i
     size_t msg_len = ss->rx_len;
     ss->rx = NULL;
     ss->rx_len = 0;
+    if (ss->pending) { /* read before flow control took hold: kept for when it is admitted */
+        held_msg *h = ss->held_n < PENDING_HELD_MAX && !lws_frame_is_binary(wsi) ? malloc(sizeof *h + msg_len) : NULL;
+        if (!h) {
+            fail_and_close(ss, EMS_RATE_LIMITED, "too many messages before the sign-in was checked",
+                           LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        } else {
+            h->next = NULL;
+            h->len = msg_len;
+            memcpy(h->text, msg, msg_len);
+            if (ss->held_tail) ss->held_tail->next = h;
+            else ss->held_head = h;
+            ss->held_tail = h;
+            ss->held_n++;
+        }
+        free(msg);
+        return;
+    }
     if (flooding(s, ss)) {
         ems_log(EMS_LOG_WARN, "ws.flood", "user_id=%s", ss->who.id);
         fail_and_close(ss, EMS_RATE_LIMITED, "too many messages", LWS_CLOSE_STATUS_POLICY_VIOLATION);
@@ -542,7 +707,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         const char *token = token_of(wsi, buf, sizeof buf);
         ss->token = token ? strdup(token) : NULL;
         ss->wsi = wsi;
-        on_established(s, ss);
+        if (ss->pending) start_pending(s, ss);
+        else on_established(s, ss);
         return 0;
     }
     case LWS_CALLBACK_CLOSED:
@@ -619,6 +785,7 @@ ems_rc ws_server_start(ws_role *w, const char *bind, int port, ws_server **out) 
     info.vhost_name = "ems-ws";
     if (!(s->vhost = lws_create_vhost(s->ctx, &info))) goto fail;
     s->port = lws_get_vhost_listen_port(s->vhost);
+    if (ws_tokens_start(w->tokens, s) != EMS_OK) goto fail;
     if (pthread_create(&s->thread, NULL, service, s) != 0) goto fail;
     s->started = 1;
     ems_log(EMS_LOG_INFO, "ws.listening", "bind=%s port=%d", info.iface, s->port);
@@ -640,6 +807,7 @@ void ws_server_stop(ws_server *s) {
         pthread_join(s->thread, NULL);
         lws_sul_cancel(&s->sweep);
     }
+    ws_tokens_stop(s->w->tokens); /* before the context goes: the workers hand their answers to it */
     if (s->ctx) lws_context_destroy(s->ctx); /* closes every session (CLOSED frees their frames) */
     if (s->loop) ev_loop_destroy(s->loop);
     ws_job *j = s->jobs_head;

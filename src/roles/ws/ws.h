@@ -29,6 +29,7 @@ typedef enum {
     WS_PRESENCE_TO_ADMINS,  /* a presence frame for every administrator (coalesced: server.c) */
     WS_PRESENCE_TO_CLIENTS, /* a presence frame for every client (coalesced) */
     WS_REVOKE,          /* closes the sessions of `user` opened with a token version below `ver` (0: all) */
+    WS_VERDICT,         /* auth's answer for the sockets waiting on question `seq` (tokens.c) */
 } ws_target;
 
 /* The close code of a session whose token expired or was revoked: sign in again. */
@@ -40,8 +41,10 @@ typedef struct ws_job {
     ws_target target;
     char user[EMS_ID_LEN];    /* for USER / CONVERSATION */
     char exclude[EMS_ID_LEN]; /* sessions of this user are skipped ("" = none) */
-    int64_t ver;              /* for REVOKE */
-    char *text;               /* malloc'd; NULL for REVOKE */
+    int64_t ver;              /* for REVOKE, VERDICT */
+    uint64_t seq, epoch;      /* for VERDICT: the question, the revocations heard when it was asked */
+    ems_rc verdict;           /* for VERDICT */
+    char *text;               /* malloc'd; NULL for REVOKE, VERDICT */
     size_t len;
 } ws_job;
 
@@ -81,6 +84,9 @@ void ws_server_post(ws_server *s, ws_target target, const char *user, const char
 
 /* Closes the sessions of `user` whose token version is below `ver` (0: all of them), from any thread. */
 void ws_server_revoke(ws_server *s, const char *user, int64_t ver);
+
+/* auth's answer to question `seq` (ws_tokens_ask) for account `user`, token version `ver`, from a worker. */
+void ws_server_verdict(ws_server *s, uint64_t seq, const char *user, int64_t ver, ems_rc verdict, uint64_t epoch);
 
 /* A delivery from this replica: to the local sessions and, distributed, to the other replicas. */
 void ws_dispatch(ws_role *w, ws_target target, const char *user, const char *exclude, json_t *msg);
@@ -133,17 +139,33 @@ void ws_assistant_stop(ws_assistant *a); /* accepts NULL; waits for the question
 
 /* ---- tokens.c: is a verified token still good for its account? ---- */
 
-ems_rc ws_tokens_new(ws_role *w, ws_tokens **out);
 /*
- * Asks auth (GET /api/auth/verify, cached per account and token version for
- * ws_token_cache_ms) whether `token`, already verified into `who`, is still
- * good: EMS_OK, EMS_UNAUTHORIZED when revoked, EMS_UNAVAILABLE when auth
- * cannot say (the caller refuses: fail closed).  Service thread only.
+ * The answer to "is this token, already verified into `who`, still good?"
+ * comes from auth (GET /api/auth/verify), asked by worker threads, never
+ * on the service thread.  Verdicts: EMS_OK, EMS_UNAUTHORIZED when revoked,
+ * EMS_UNAVAILABLE when auth cannot say (the caller refuses: fail closed).
  */
-ems_rc ws_tokens_check(ws_tokens *t, const ems_principal *who, const char *token);
-/* Drops what is cached of an account (its tokens were just revoked).  Service thread only. */
-void ws_tokens_forget(ws_tokens *t, const char *id);
-void ws_tokens_free(ws_tokens *t); /* accepts NULL */
+ems_rc ws_tokens_new(ws_role *w, ws_tokens **out);
+/* Starts the workers; their answers go to `server` (ws_server_verdict).  EMS_UNAVAILABLE if none started. */
+ems_rc ws_tokens_start(ws_tokens *t, ws_server *server);
+/* Joins the workers (a question being asked ends within ws_auth_timeout_ms); the waiting ones are dropped. */
+void ws_tokens_stop(ws_tokens *t); /* accepts NULL */
+/*
+ * What is known without asking (the cache, a revocation heard, auth down):
+ * a verdict, or EMS_AGAIN when auth must be asked.  Service thread only.
+ */
+ems_rc ws_tokens_known(ws_tokens *t, const ems_principal *who);
+/*
+ * Queues the question, numbered `seq`; its answer comes to the service
+ * thread as a WS_VERDICT job.  EMS_RATE_LIMITED when too many wait (or
+ * EMS_NOMEM): then no answer will come.  Service thread only.
+ */
+ems_rc ws_tokens_ask(ws_tokens *t, const ems_principal *who, const char *token, uint64_t seq);
+/* Records an answer (cached unless a revocation came meanwhile); returns the verdict to apply.  Service thread. */
+ems_rc ws_tokens_settle(ws_tokens *t, const char *id, int64_t ver, ems_rc verdict, uint64_t epoch);
+/* The account's tokens below `ver` (0: all) were revoked: remembered, the cached answer dropped.  Service thread. */
+void ws_tokens_revoke(ws_tokens *t, const char *id, int64_t ver);
+void ws_tokens_free(ws_tokens *t); /* accepts NULL; stops the workers first */
 
 /* ---- replicas.c: distributed mode only ---- */
 
