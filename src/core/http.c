@@ -115,6 +115,8 @@ typedef struct http_req {
     size_t body_len, body_cap;
     ems_req req;
     char ip[INET6_ADDRSTRLEN];
+    char *args;      /* in-process calls (conn is NULL): the decoded query, "name\0value\0" pairs */
+    size_t args_len; /* bytes of args */
     char *params; /* decoded path parameters, after raw */
     char raw[];   /* the path as sent, without the query string */
 } http_req;
@@ -237,7 +239,7 @@ static double elapsed_s(const struct timespec *t0) {
 }
 
 static const char *header(const http_req *q, const char *name) {
-    return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
+    return q->conn ? MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name) : NULL; /* in-process: none */
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -407,8 +409,11 @@ static enum MHD_Result reply_handler(http_req *q, ems_resp *resp, ems_rc rc) {
 
 /* ---- the public request and reply helpers -------------------------------- */
 
+static const char *call_arg(const http_req *q, const char *name);
+
 const char *ems_req_query(const ems_req *r, const char *name) {
     const http_req *q = r->impl;
+    if (!q->conn) return call_arg(q, name);
     return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
@@ -936,6 +941,145 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         pthread_mutex_unlock(&h->lock);
     }
     ems_log(EMS_LOG_INFO, "http.mhd", "msg=\"%s\"", msg);
+}
+
+/* ---- in-process calls ------------------------------------------------------- */
+
+/* The value of query argument name of an in-process call, or NULL. */
+static const char *call_arg(const http_req *q, const char *name) {
+    for (const char *p = q->args, *end = q->args + q->args_len; p && p < end;) {
+        const char *value = p + strlen(p) + 1;
+        if (strcmp(p, name) == 0) return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
+/* Decodes "a=1&b=x%20y" into q->args as MHD would ('+' is a space); -1 on no memory or a bad escape. */
+static int call_args_parse(http_req *q, const char *query) {
+    size_t n = strlen(query);
+    if (!n) return 0;
+    char *spaced = strdup(query), *w = q->args = malloc(n + 2 * (n + 1)); /* per argument: its bytes, two NULs */
+    int rc = -1;
+    if (!spaced || !w) goto cleanup;
+    for (char *c = spaced; *c; c++)
+        if (*c == '+') *c = ' '; /* before decoding: an encoded "%2B" stays a plus */
+    for (const char *p = spaced; *p;) {
+        size_t len = strcspn(p, "&");
+        size_t name_len = strcspn(p, "=&");
+        const char *value = name_len < len ? p + name_len + 1 : p + len;
+        size_t value_len = (size_t)(p + len - value);
+        if (name_len) {
+            if (percent_decode(p, name_len, w) != 0) goto cleanup;
+            w += strlen(w) + 1;
+            if (percent_decode(value, value_len, w) != 0) goto cleanup;
+            w += strlen(w) + 1;
+        }
+        p += len;
+        if (*p == '&') p++;
+    }
+    q->args_len = (size_t)(w - q->args);
+    rc = 0;
+cleanup:
+    free(spaced);
+    return rc;
+}
+
+/* The first route for method and raw path: its parameters' spans and count, or -1 (*allowed: the path has others). */
+static int call_route(ems_http *h, http_req *q, span spans[EMS_HTTP_MAX_PARAMS], int *allowed) {
+    size_t ngroups = atomic_load_explicit(&h->ngroups, memory_order_acquire);
+    *allowed = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        for (size_t i = 0; i < h->groups[g].n; i++) {
+            const ems_route *r = &h->groups[g].routes[i];
+            int n = route_match(r->pattern, q->raw, spans);
+            if (n < 0) continue;
+            if (strcmp(r->method, q->req.method) != 0) {
+                *allowed = 1;
+                continue;
+            }
+            q->route = r;
+            q->route_ctx = h->groups[g].ctx;
+            q->label = r->pattern;
+            return n;
+        }
+    }
+    return -1;
+}
+
+/* What the route's access level asks, of a principal the caller vouches for (no token is verified again). */
+static ems_rc call_access(ems_access access, const ems_principal *who) {
+    if (!access_rules[access].needs_token) return EMS_OK;
+    if (who->role == EMS_ROLE_NONE) return EMS_UNAUTHORIZED;
+    if (access_rules[access].needs_admin && who->role != EMS_ROLE_ADMIN) return EMS_FORBIDDEN;
+    return EMS_OK;
+}
+
+/* Runs the route for q; its result, and what it left in resp. */
+static ems_rc call_run(ems_http *h, http_req *q, ems_resp *resp) {
+    span spans[EMS_HTTP_MAX_PARAMS];
+    int allowed = 0, nparams = call_route(h, q, spans, &allowed);
+    if (nparams < 0) return allowed ? EMS_METHOD : EMS_NOT_FOUND;
+    char *w = q->params;
+    for (int i = 0; i < nparams; i++) {
+        if (percent_decode(spans[i].p, spans[i].len, w) != 0)
+            return ems_fail(resp, EMS_BAD_REQUEST, "invalid path parameter");
+        q->req.param[i] = w;
+        w += strlen(w) + 1;
+    }
+    ems_rc rc = call_access(q->route->access, &q->req.who);
+    return rc ? rc : q->route->handler(&q->req, resp, q->route_ctx);
+}
+
+ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const ems_principal *who,
+                     const char *token, long *status, char **body) {
+    size_t n = strcspn(target, "?");
+    ems_resp resp = {0};
+    ems_rc rc = EMS_NOMEM, hrc;
+    char *out = NULL;
+    /* As on_uri lays it out: raw, then room for the decoded parameters. */
+    http_req *q = calloc(1, sizeof *q + 2 * (n + 1) + EMS_HTTP_MAX_PARAMS);
+    if (!q) return EMS_NOMEM;
+    q->h = h;
+    memcpy(q->raw, target, n);
+    q->params = q->raw + n + 1;
+    q->req.path = q->raw;
+    q->req.impl = q;
+    q->req.method = method;
+    q->req.token = token;
+    if (who) q->req.who = *who;
+    else q->req.who.role = EMS_ROLE_NONE;
+    snprintf(q->ip, sizeof q->ip, "local");
+    if (call_args_parse(q, target[n] == '?' ? target + n + 1 : "") != 0)
+        hrc = q->args ? ems_fail(&resp, EMS_BAD_REQUEST, "invalid query string") : EMS_NOMEM;
+    else
+        hrc = call_run(h, q, &resp);
+
+    long st = hrc ? ems_rc_status(hrc) : resp.status ? resp.status : 204;
+    if (hrc) {
+        const char *message = resp.message ? resp.message : ems_rc_message(hrc);
+        json_t *env = json_pack("{s:{s:s,s:s}}", "error", "code", ems_rc_code(hrc), "message", message);
+        if (!env) env = json_pack("{s:{s:s,s:s}}", "error", "code", ems_rc_code(hrc), "message", ems_rc_message(hrc));
+        out = env ? json_dumps(env, JSON_COMPACT) : NULL;
+        json_decref(env);
+    } else if (st < 100 || st > 599) {
+        ems_log(EMS_LOG_ERROR, "http.bad_status", "route=%s status=%ld", q->label, st);
+        st = 500;
+        out = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}");
+    } else if ((out = malloc(resp.len + 1)) != NULL) {
+        if (resp.len) memcpy(out, resp.data, resp.len);
+        out[resp.len] = '\0';
+    }
+    if (out) {
+        *status = st;
+        *body = out;
+        rc = EMS_OK;
+    }
+    resp_clear(&resp);
+    json_decref(q->req.body);
+    free(q->args);
+    free(q);
+    return rc;
 }
 
 /* ---- the server ------------------------------------------------------------ */

@@ -130,6 +130,24 @@ ems_rc ems_http_raw_body(ems_http *h, ems_handler fn);
 ems_rc ems_http_ready_check(ems_http *h, ems_ready_check fn, void *ctx);
 /* Starts listening.  EMS_UNAVAILABLE if the port cannot be bound. */
 ems_rc ems_http_start(ems_http *h, char *err, size_t errlen);
+
+/*
+ * Calls a route of this server in-process, on the calling thread: no socket
+ * and no pool thread, so a handler can read another role of the same process
+ * (embedded mode) without waiting for a free thread of its own server.  The
+ * server need not be started.  target is the path and query as they would be
+ * sent ("/api/devices?owner=…&limit=100", percent-encoded); no body.  The
+ * call runs as `who` (NULL: anonymous), a principal this server has already
+ * authorized (the token is not verified again), with `token` as req->token;
+ * the route's access level is checked against it as for a request.  Only
+ * routes are reachable: no built-ins, no static files; handlers see no
+ * request headers and "local" as the address.
+ * EMS_OK with *status (any status: 404 when no route matches, 403, 503...)
+ * and *body (malloc'd, NUL-terminated, maybe empty; errors in the usual
+ * JSON envelope); EMS_NOMEM.
+ */
+ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const ems_principal *who,
+                     const char *token, long *status, char **body);
 int ems_http_port(const ems_http *h);
 void ems_http_free(ems_http *h); /* stops it first; accepts NULL */
 
