@@ -3,7 +3,8 @@
  * rule fires on a typical question; whole-word and phrase matching; scoring;
  * deterministic ties; bad files refused with a message naming the file and
  * the rule), answer templates, the LLM request/reply handling, local dates,
- * and data answers when the API cannot answer.
+ * data answers when the API cannot answer, and data answers over every one
+ * of a customer's devices (a fake API that pages its lists like the real one).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -426,23 +427,167 @@ static void local_dates(void **state) {
     assert_false(support_tz_valid("+02:00"));
 }
 
+/* A fake API: answers every GET with a fixed status and body, or with no answer at all. */
+typedef struct fixed_api {
+    int no_answer;
+    long status;
+    const char *body;
+} fixed_api;
+
+static int fixed_get(void *ctx, const char *path, long *status, char **body) {
+    const fixed_api *f = ctx;
+    (void)path;
+    if (f->no_answer) return -1;
+    *status = f->status;
+    *body = strdup(f->body);
+    return *body ? 0 : -1;
+}
+
 static void data_answers_without_api_are_unavailable(void **state) {
     (void)state;
-    /* No API, and an API that refuses connections: "unavailable", never a number. */
-    const char *urls[] = {"", "http://127.0.0.1:1"};
-    for (size_t u = 0; u < 2; u++) {
-        support_caller who = {.api_url = urls[u],
-                              .token = "token",
+    /* No API, one that does not answer, errors, and nonsense: "unavailable", never a number. */
+    fixed_api apis[] = {{1, 0, ""}, {0, 503, "{\"error\":{}}"}, {0, 200, "not json"}, {0, 200, "{\"items\":7}"}};
+    for (size_t u = 0; u <= sizeof apis / sizeof apis[0]; u++) {
+        support_caller who = {.get = u ? fixed_get : NULL,
+                              .get_ctx = u ? &apis[u - 1] : NULL,
                               .user_id = "6f1c2a1e-0b7d-4c1a-9e3f-2d4b5a6c7d8e",
                               .tz = "UTC",
                               .username = "ana",
-                              .timeout_ms = 500,
                               .now_ms = 1774744200000LL};
         for (size_t i = 0; i < support_nactions; i++) {
             support_vars vars = {0};
             assert_string_equal(support_actions[i].run(&who, &vars), "unavailable");
             for (size_t v = 0; v < vars.n; v++) assert_string_not_equal(vars.v[v].name, "total_kwh");
         }
+    }
+}
+
+/*
+ * A fake API with `ndev` devices owned by the caller, listed as the devices
+ * role lists them (at most 100 a page, limit/offset, the total alongside);
+ * device i used (i + 1) / 100 kWh over any range, and only the last device
+ * passed its limit, an hour before now.
+ */
+#define OWNER "6f1c2a1e-0b7d-4c1a-9e3f-2d4b5a6c7d8e"
+#define NOW_MS 1774744200000LL
+
+typedef struct paged_api {
+    int ndev;
+    int calls, device_pages, bad_pages;
+} paged_api;
+
+static void device_id(int i, char out[37]) { snprintf(out, 37, "00000000-0000-4000-8000-%012d", i); }
+
+static int device_index(const char *id) {
+    int i = -1;
+    return sscanf(id, "00000000-0000-4000-8000-%12d", &i) == 1 ? i : -1;
+}
+
+static long query_long(const char *path, const char *name, long dflt) {
+    char key[32];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *q = strchr(path, '?');
+    for (const char *p = q; p; p = strchr(p + 1, '&'))
+        if (strncmp(p + 1, key, strlen(key)) == 0) return strtol(p + 1 + strlen(key), NULL, 10);
+    return dflt;
+}
+
+static int paged_get(void *ctx, const char *path, long *status, char **body) {
+    paged_api *api = ctx;
+    json_t *doc = NULL;
+    char id[37];
+    api->calls++;
+    *status = 200;
+    if (strncmp(path, "/api/devices?", 13) == 0) {
+        long limit = query_long(path, "limit", 20), offset = query_long(path, "offset", 0);
+        api->device_pages++;
+        if (limit < 1 || limit > 100 || offset < 0 || !strstr(path, "owner=" OWNER)) {
+            api->bad_pages++;
+            *status = 400;
+            doc = json_pack("{s:{s:s}}", "error", "code", "bad_request");
+        } else {
+            json_t *items = json_array();
+            for (long i = offset; i < offset + limit && i < api->ndev; i++) {
+                char name[32];
+                device_id((int)i, id);
+                snprintf(name, sizeof name, "meter %03ld", i);
+                json_array_append_new(items, json_pack("{s:s, s:s}", "id", id, "name", name));
+            }
+            doc = json_pack("{s:o, s:i, s:i, s:i}", "items", items, "total", api->ndev, "limit", (int)limit, "offset",
+                            (int)offset);
+        }
+    } else if (strncmp(path, "/api/consumption/", 17) == 0 && strstr(path, "/days?")) {
+        int i = device_index(path + 17);
+        doc = json_pack("{s:f}", "total_kwh", (i + 1) / 100.0);
+    } else if (strncmp(path, "/api/alerts?device_id=", 22) == 0) {
+        int i = device_index(path + 22);
+        json_t *items = json_array();
+        if (i == api->ndev - 1)
+            json_array_append_new(items, json_pack("{s:I, s:s, s:f, s:f}", "hour_start", (json_int_t)(NOW_MS - 3600000),
+                                                   "device_name", "the last meter", "total_kwh", 2.5, "limit_kwh", 2.0));
+        doc = json_pack("{s:o}", "items", items);
+    } else {
+        *status = 404;
+        doc = json_object();
+    }
+    *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return *body ? 0 : -1;
+}
+
+static const char *var(const support_vars *vars, const char *name) {
+    for (size_t i = 0; i < vars->n; i++)
+        if (strcmp(vars->v[i].name, name) == 0) return vars->v[i].value;
+    return NULL;
+}
+
+static const char *run_action(const char *name, paged_api *api, support_vars *vars) {
+    support_caller who = {.get = paged_get, .get_ctx = api, .user_id = OWNER, .tz = "UTC", .username = "ana",
+                          .now_ms = NOW_MS};
+    for (size_t i = 0; i < support_nactions; i++)
+        if (strcmp(support_actions[i].name, name) == 0) return support_actions[i].run(&who, vars);
+    fail_msg("no action %s", name);
+    return NULL;
+}
+
+static void data_answers_count_every_device(void **state) {
+    (void)state;
+    /* 335 devices: four pages.  Reading only the first page said 100 devices and 50.50 kWh. */
+    paged_api api = {.ndev = 335};
+    support_vars vars = {0};
+    assert_string_equal(run_action("usage_yesterday", &api, &vars), "ok");
+    assert_string_equal(var(&vars, "device_count"), "335");
+    assert_string_equal(var(&vars, "total_kwh"), "562.80"); /* (1 + 2 + ... + 335) / 100 */
+    assert_int_equal(api.device_pages, 4);
+    assert_int_equal(api.bad_pages, 0);
+
+    /* The biggest consumer is on the last page. */
+    memset(&vars, 0, sizeof vars);
+    assert_string_equal(run_action("top_device", &api, &vars), "ok");
+    assert_string_equal(var(&vars, "device"), "meter 334");
+    assert_string_equal(var(&vars, "device_kwh"), "3.35");
+
+    /* So is the only device that went over its limit. */
+    memset(&vars, 0, sizeof vars);
+    assert_string_equal(run_action("limit_alerts", &api, &vars), "yes");
+    assert_string_equal(var(&vars, "count"), "1");
+    assert_string_equal(var(&vars, "device"), "the last meter");
+}
+
+static void data_answers_page_boundaries(void **state) {
+    (void)state;
+    /* Exactly one page, one more than a page, none at all. */
+    static const struct {
+        int ndev, pages;
+        const char *outcome, *count;
+    } cases[] = {{100, 1, "ok", "100"}, {101, 2, "ok", "101"}, {200, 2, "ok", "200"}, {1, 1, "ok", "1"},
+                 {0, 1, "no_devices", NULL}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        paged_api api = {.ndev = cases[c].ndev};
+        support_vars vars = {0};
+        assert_string_equal(run_action("usage_yesterday", &api, &vars), cases[c].outcome);
+        assert_int_equal(api.device_pages, cases[c].pages);
+        if (cases[c].count) assert_string_equal(var(&vars, "device_count"), cases[c].count);
     }
 }
 
@@ -465,6 +610,8 @@ int main(void) {
         cmocka_unit_test(llm_not_configured_declines),
         cmocka_unit_test(local_dates),
         cmocka_unit_test(data_answers_without_api_are_unavailable),
+        cmocka_unit_test(data_answers_count_every_device),
+        cmocka_unit_test(data_answers_page_boundaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

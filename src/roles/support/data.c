@@ -1,6 +1,8 @@
 /*
  * data.c — data-grounded answers: the caller's devices, their consumption
- * and their alerts, read through the REST API with the caller's token.
+ * and their alerts, read through the REST API as the caller (support.c says
+ * how: in-process in embedded mode, over HTTP otherwise).  Every device the
+ * caller owns counts: the list is read page after page.
  *
  * Local days come from ICU's calendar (thread-safe, nothing process-global
  * like TZ is touched).  Any failure along the way turns the whole answer
@@ -16,13 +18,13 @@
 #include <unicode/ustring.h>
 
 #include "auth.h"
-#include "fetch.h"
 #include "log.h"
 #include "util.h"
 
 #define TZ_MAX 64
 #define WEEK_DAYS 7
-#define DEVICE_PAGE 100 /* the API's largest page; customers own far fewer meters */
+#define DEVICE_PAGE 100      /* the API's largest page */
+#define DEVICES_MAX 100000   /* beyond this many the answer is "unavailable", not a long stall */
 
 typedef struct device {
     char id[EMS_ID_LEN];
@@ -83,67 +85,85 @@ static void local_time(const char *tz, int64_t ms, char *out, size_t n) {
 
 /* ---- the REST API ---- */
 
-/* GETs base+path with the caller's token; the parsed JSON of a 200, else NULL. */
+/* GETs path as the caller; the parsed JSON of a 200, else NULL. */
 static json_t *api_get(const support_caller *who, const char *path) {
-    if (!who->api_url || !*who->api_url) return NULL;
-    size_t n = strlen(who->api_url) + strlen(path) + 1;
-    char *url = malloc(n), *body = NULL, why[160] = "";
+    char *body = NULL;
     long status = 0;
     json_t *doc = NULL;
-    if (!url) return NULL;
-    snprintf(url, n, "%s%s", who->api_url, path);
-    ems_fetch_req req = {"GET", url, who->token, NULL, who->timeout_ms};
-    if (ems_fetch(&req, &status, &body, why, sizeof why)) {
-        ems_log(EMS_LOG_WARN, "support.api_failed", "path=%.*s reason=\"%s\"", (int)strcspn(path, "?"), path, why);
-    } else if (status != 200) {
+    if (!who->get) return NULL;
+    if (who->get(who->get_ctx, path, &status, &body)) return NULL; /* the transport logged why */
+    if (status != 200)
         ems_log(EMS_LOG_INFO, "support.api_status", "path=%.*s status=%ld", (int)strcspn(path, "?"), path, status);
-    } else {
+    else
         doc = json_loads(body, 0, NULL);
-    }
-    free(url);
     free(body);
     return doc;
 }
 
-/*
- * The devices the caller owns (one page): 0 and *out (malloc'd, may be
- * empty), or -1.  ?owner= matters for an admin, who would otherwise get
- * everybody's; a client gets its own whatever the filter.
- */
-static int list_devices(const support_caller *who, device **out, size_t *n) {
-    char path[128];
-    *out = NULL;
-    *n = 0;
-    if (!who->user_id || !ems_uuid_valid(who->user_id)) return -1;
-    snprintf(path, sizeof path, "/api/devices?owner=%s&limit=%d", who->user_id, DEVICE_PAGE);
-    json_t *doc = api_get(who, path), *items = json_object_get(doc, "items");
-    int rc = -1;
-    if (!json_is_array(items)) goto cleanup;
-    if (!(*out = calloc(json_array_size(items) + 1, sizeof **out))) goto cleanup;
-    for (size_t i = 0; i < json_array_size(items); i++) {
+/* Appends one page of devices to *out; how many it held, or -1 on a bad page. */
+static int add_devices(json_t *items, device **out, size_t *n, size_t *cap) {
+    size_t count = json_array_size(items);
+    if (*n + count > *cap) {
+        size_t want = *cap ? *cap : DEVICE_PAGE;
+        while (want < *n + count) want *= 2;
+        device *grown = realloc(*out, want * sizeof *grown);
+        if (!grown) return -1;
+        *out = grown;
+        *cap = want;
+    }
+    for (size_t i = 0; i < count; i++) {
         const char *id = NULL, *name = NULL;
         if (json_unpack(json_array_get(items, i), "{s:s, s:s}", "id", &id, "name", &name) || !ems_uuid_valid(id))
-            goto cleanup;
+            return -1;
         device *d = &(*out)[(*n)++];
         snprintf(d->id, sizeof d->id, "%s", id);
         snprintf(d->name, sizeof d->name, "%s", name);
+        d->kwh = 0;
     }
-    rc = 0;
-cleanup:
+    return (int)count;
+}
+
+/*
+ * Every device the caller owns, page after page until the API's total is
+ * reached: 0 and *out (malloc'd, may be empty), or -1.  ?owner= matters for
+ * an admin, who would otherwise get everybody's; a client gets its own
+ * whatever the filter.
+ */
+static int list_devices(const support_caller *who, device **out, size_t *n) {
+    size_t cap = 0;
+    int rc = -1;
+    *out = NULL;
+    *n = 0;
+    if (!who->user_id || !ems_uuid_valid(who->user_id)) return -1;
+    for (;;) {
+        char path[160];
+        snprintf(path, sizeof path, "/api/devices?owner=%s&limit=%d&offset=%zu", who->user_id, DEVICE_PAGE, *n);
+        json_t *doc = api_get(who, path), *items = json_object_get(doc, "items"), *total = json_object_get(doc, "total");
+        int got = json_is_array(items) && json_is_integer(total) ? add_devices(items, out, n, &cap) : -1;
+        json_int_t want = json_integer_value(total);
+        json_decref(doc);
+        if (got < 0 || want > DEVICES_MAX) break;
+        /* Done at the total, or at a short page (devices removed while reading). */
+        if ((json_int_t)*n >= want || got < DEVICE_PAGE) {
+            rc = 0;
+            break;
+        }
+    }
     if (rc) {
         free(*out);
         *out = NULL;
         *n = 0;
+    } else if (!*out && !(*out = calloc(1, sizeof **out))) {
+        rc = -1;
     }
-    json_decref(doc);
     return rc;
 }
 
-/* total_kwh of one device over one local day: 0 and *kwh, or -1. */
-static int day_total(const support_caller *who, const char *device_id, const char *date, const char *tz_escaped,
-                     double *kwh) {
+/* total_kwh of one device over the local days [from .. to]: 0 and *kwh, or -1. */
+static int range_total(const support_caller *who, const char *device_id, const char *from, const char *to,
+                       const char *tz_escaped, double *kwh) {
     char path[256];
-    snprintf(path, sizeof path, "/api/consumption/%s?date=%s&tz=%s", device_id, date, tz_escaped);
+    snprintf(path, sizeof path, "/api/consumption/%s/days?from=%s&to=%s&tz=%s", device_id, from, to, tz_escaped);
     json_t *doc = api_get(who, path), *total = json_object_get(doc, "total_kwh");
     int rc = json_is_number(total) ? 0 : -1;
     if (!rc) *kwh = json_number_value(total);
@@ -151,19 +171,15 @@ static int day_total(const support_caller *who, const char *device_id, const cha
     return rc;
 }
 
-/* Sums each device's consumption over the local days [first_back .. last_back] days ago. */
+/* Each device's consumption over the local days [first_back .. last_back] days ago, one call per device. */
 static int sum_days(const support_caller *who, device *devs, size_t n, int first_back, int last_back) {
+    char from[11], to[11];
+    if (support_local_date(who->tz, who->now_ms, last_back, from) ||
+        support_local_date(who->tz, who->now_ms, first_back, to))
+        return -1;
     char *tz = ems_url_escape(who->tz);
     int rc = tz ? 0 : -1;
-    for (int back = first_back; !rc && back <= last_back; back++) {
-        char date[11];
-        if (support_local_date(who->tz, who->now_ms, back, date)) rc = -1;
-        for (size_t i = 0; !rc && i < n; i++) {
-            double kwh = 0;
-            rc = day_total(who, devs[i].id, date, tz, &kwh);
-            devs[i].kwh += kwh;
-        }
-    }
+    for (size_t i = 0; !rc && i < n; i++) rc = range_total(who, devs[i].id, from, to, tz, &devs[i].kwh);
     free(tz);
     return rc;
 }

@@ -49,14 +49,21 @@ typedef struct support_vars {
 /* Sets (or replaces) a value; a value too long is cut at a character boundary. */
 void support_vars_set(support_vars *vs, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Who asks, and where their data is: what a data action needs. */
+/*
+ * GETs an API path ("/api/devices?owner=…&limit=100") as the caller: 0 with
+ * *status (any status) and *body (malloc'd), or -1 when no answer came.
+ * support.c gives one of two: in-process through this server's routes
+ * (embedded mode) or over HTTP to the configured API (distributed mode).
+ */
+typedef int (*support_get_fn)(void *ctx, const char *path, long *status, char **body);
+
+/* Who asks, and how their data is read: what a data action needs. */
 typedef struct support_caller {
-    const char *api_url;  /* REST API base, e.g. "http://127.0.0.1:8080"; NULL or "" if unknown */
-    const char *token;    /* the caller's own bearer token */
+    support_get_fn get;   /* NULL: no API to read from, every data answer is "unavailable" */
+    void *get_ctx;
     const char *user_id;  /* "my devices" are the ones this user owns, admins included */
     const char *tz;       /* IANA zone for "yesterday" and local times */
     const char *username;
-    long timeout_ms;      /* per API call */
     int64_t now_ms;
 } support_caller;
 
