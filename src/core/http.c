@@ -21,6 +21,16 @@
  * Routes and readiness checks may be added while the server runs: they sit
  * in fixed arrays whose length is published with release/acquire ordering, so
  * the pool threads read them without a lock.
+ *
+ * Connections are tracked beside the requests (on_connection): each one's
+ * client address, counted against max_conns_per_ip when MHD offers the
+ * connection (on_accept), and the moment the wait for its next request's
+ * headers began.  MHD's own timeout starts again with every byte, so a client
+ * trickling a header could hold a connection for ever; a sweeping thread
+ * instead shuts down every connection whose headers are late, which MHD then
+ * sees as closed by the client.  The sweep only touches sockets still in the
+ * list, and MHD takes a connection out of it (NOTIFY_CLOSED) before closing
+ * its socket, so a number that was reused is never shut down.
  */
 #include "http.h"
 
@@ -52,8 +62,11 @@
 #define DEFAULT_MAX_HEADER (16u << 10)
 #define DEFAULT_MAX_CONNS 4096
 #define DEFAULT_TIMEOUT_S 30
+#define DEFAULT_HEADER_TIMEOUT_S 10
 #define POOL_SLACK (16u << 10) /* connection memory beyond the headers: MHD's own structures and buffers */
 #define PREALLOC_MAX (64u << 10)
+#define MAX_EXEMPT 32          /* entries of conn_limit_exempt */
+#define ADDR_BUCKETS 256       /* per-address connection counts */
 
 typedef struct {
     const ems_route *routes;
@@ -73,6 +86,36 @@ typedef struct token_hook {
     struct token_hook *older;
 } token_hook;
 
+/* A client address as compared: 4 bytes for IPv4 (IPv4-mapped IPv6 too), 16 for IPv6. */
+typedef struct {
+    unsigned char len;
+    unsigned char b[16];
+} addr_key;
+
+/* An entry of conn_limit_exempt: an address and how many of its leading bits must match. */
+typedef struct {
+    addr_key net;
+    unsigned bits;
+} addr_rule;
+
+/* How many connections one address holds; freed when it holds none. */
+typedef struct addr_count {
+    struct addr_count *next;
+    addr_key key;
+    unsigned n;
+} addr_count;
+
+/* One TCP connection, from NOTIFY_STARTED to NOTIFY_CLOSED (its socket context). */
+typedef struct conn_track {
+    struct conn_track *prev, *next;
+    int fd;
+    addr_count *count;     /* NULL when the address is not counted */
+    struct timespec since; /* when the wait for the next request's headers began */
+    unsigned allowed_s;    /* how long that wait may last */
+    int waiting;           /* 1 while headers are awaited */
+    int cut;               /* shut down by the sweep */
+} conn_track;
+
 struct ems_http {
     struct MHD_Daemon *daemon;
     int port; /* the bound port once started */
@@ -86,6 +129,22 @@ struct ems_http {
     ems_jwt *jwt;
     unsigned threads, max_conns, timeout_s;
     size_t max_body, max_header;
+    unsigned max_per_ip, header_timeout_s;
+    char *exempt_text;
+    addr_rule exempt[MAX_EXEMPT];
+    size_t nexempt;
+    ems_access metrics_access;
+    char *metrics_token;
+    size_t metrics_token_len;
+
+    /* Connection tracking: the list, the per-address counts and the sweeper's state. */
+    pthread_mutex_t conn_lock;
+    pthread_cond_t sweep_wake;
+    pthread_t sweeper;
+    int sweeping, sweep_stop;
+    conn_track *tracks;
+    addr_count *counts[ADDR_BUCKETS];
+    atomic_uint refused; /* connections refused by max_per_ip since the last sweep */
 
     pthread_mutex_t lock; /* serializes registrations and guards start_err */
     route_group groups[MAX_GROUPS];
@@ -633,7 +692,15 @@ static enum MHD_Result builtin_readyz(http_req *q) {
     return queue(q, 200, text_response("{\"status\":\"ready\"}", "application/json"), 1);
 }
 
+/* Behind metrics_access: an admin token, or the metrics secret (a scraper's, which does not expire). */
 static enum MHD_Result builtin_metrics(http_req *q) {
+    ems_http *h = q->h;
+    if (h->metrics_access != EMS_ACCESS_ANY) {
+        const char *token = ems_bearer(header(q, MHD_HTTP_HEADER_AUTHORIZATION));
+        int secret = token && h->metrics_token && secret_equal(token, h->metrics_token, h->metrics_token_len);
+        ems_rc rc = secret ? EMS_OK : authorize(q, EMS_ACCESS_ADMIN);
+        if (rc != EMS_OK) return reply_error(q, rc, NULL, NULL);
+    }
     size_t len = 0;
     char *text = ems_metrics_render(&len);
     if (!text) return reply_error(q, EMS_NOMEM, NULL, NULL);
@@ -728,6 +795,219 @@ static enum MHD_Result serve_static(http_req *q) {
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", cache);
     return queue(q, 200, r, 0);
+}
+
+/* ---- connections: per-address limit and header deadline -------------------- */
+
+/* The key of a socket address; 0 for a family that is not IP. */
+static int addr_key_of(const struct sockaddr *sa, addr_key *k) {
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(k, 0, sizeof *k);
+    if (sa && sa->sa_family == AF_INET) {
+        k->len = 4;
+        memcpy(k->b, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 1;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+        if (memcmp(a, v4_mapped, sizeof v4_mapped) == 0) {
+            k->len = 4;
+            memcpy(k->b, a + 12, 4);
+        } else {
+            k->len = 16;
+            memcpy(k->b, a, 16);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Parses "address" or "address/bits"; 0 if it is neither. */
+static int addr_rule_parse(const char *text, addr_rule *r) {
+    char addr[INET6_ADDRSTRLEN + 8];
+    size_t n = strcspn(text, "/");
+    if (n == 0 || n >= sizeof addr) return 0;
+    memcpy(addr, text, n);
+    addr[n] = '\0';
+    memset(r, 0, sizeof *r);
+    if (inet_pton(AF_INET, addr, r->net.b) == 1)
+        r->net.len = 4;
+    else if (inet_pton(AF_INET6, addr, r->net.b) == 1)
+        r->net.len = 16;
+    else
+        return 0;
+    r->bits = r->net.len * 8u;
+    if (text[n] == '/') {
+        char *end;
+        errno = 0;
+        unsigned long bits = strtoul(text + n + 1, &end, 10);
+        if (errno || end == text + n + 1 || *end || bits > r->bits) return 0;
+        r->bits = (unsigned)bits;
+    }
+    return 1;
+}
+
+/* Fills h->exempt from the comma-separated text; on a bad entry names it in err. */
+static ems_rc exempt_parse(ems_http *h, char *err, size_t errlen) {
+    h->nexempt = 0;
+    for (const char *p = h->exempt_text; p && *p;) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, " ,");
+        if (n == 0) break;
+        char entry[INET6_ADDRSTRLEN + 8] = "";
+        if (n < sizeof entry) memcpy(entry, p, n);
+        if (h->nexempt == MAX_EXEMPT) {
+            snprintf(err, errlen, "conn_limit_exempt: more than %d entries", MAX_EXEMPT);
+            return EMS_BAD_REQUEST;
+        }
+        if (n >= sizeof entry || !addr_rule_parse(entry, &h->exempt[h->nexempt])) {
+            snprintf(err, errlen, "conn_limit_exempt: '%.*s' is not an IP address or CIDR", (int)(n < 64 ? n : 64), p);
+            return EMS_BAD_REQUEST;
+        }
+        h->nexempt++;
+        p += n;
+    }
+    return EMS_OK;
+}
+
+static int addr_exempt(const ems_http *h, const addr_key *k) {
+    for (size_t i = 0; i < h->nexempt; i++) {
+        const addr_rule *r = &h->exempt[i];
+        if (r->net.len != k->len) continue;
+        unsigned whole = r->bits / 8, rest = r->bits % 8;
+        if (memcmp(r->net.b, k->b, whole) != 0) continue;
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        if (rest && ((r->net.b[whole] ^ k->b[whole]) & mask)) continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether the per-address limit applies to this address at all. */
+static int addr_counted(const ems_http *h, const struct sockaddr *sa, addr_key *k) {
+    return h->max_per_ip && addr_key_of(sa, k) && !addr_exempt(h, k);
+}
+
+static addr_count **addr_slot(ems_http *h, const addr_key *k) {
+    unsigned hash = 2166136261u; /* FNV-1a */
+    for (unsigned i = 0; i < k->len; i++) hash = (hash ^ k->b[i]) * 16777619u;
+    addr_count **slot = &h->counts[hash % ADDR_BUCKETS];
+    while (*slot && ((*slot)->key.len != k->len || memcmp((*slot)->key.b, k->b, k->len) != 0)) slot = &(*slot)->next;
+    return slot;
+}
+
+/*
+ * MHD asks before it takes a connection: refuse an address at its limit.  The
+ * count grows later, in NOTIFY_STARTED on the same thread, so each pool
+ * thread can let at most one connection past the limit at a time.
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len) {
+    ems_http *h = cls;
+    (void)len;
+    addr_key k;
+    if (!addr_counted(h, sa, &k)) return MHD_YES;
+    pthread_mutex_lock(&h->conn_lock);
+    addr_count *c = *addr_slot(h, &k);
+    int full = c && c->n >= h->max_per_ip;
+    pthread_mutex_unlock(&h->conn_lock);
+    if (full) atomic_fetch_add(&h->refused, 1);
+    return full ? MHD_NO : MHD_YES;
+}
+
+static void track_wait(conn_track *t, unsigned allowed_s) {
+    clock_gettime(CLOCK_MONOTONIC, &t->since);
+    t->allowed_s = allowed_s;
+    t->waiting = 1;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_ConnectionNotificationCode code) {
+    ems_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        conn_track *t = fd_info ? calloc(1, sizeof *t) : NULL;
+        if (!t) return; /* untracked: MHD's idle timeout still holds */
+        t->fd = fd_info->connect_fd;
+        track_wait(t, h->header_timeout_s);
+        addr_key k;
+        pthread_mutex_lock(&h->conn_lock);
+        if (addr_counted(h, addr_info ? addr_info->client_addr : NULL, &k)) {
+            addr_count **slot = addr_slot(h, &k);
+            if (!*slot && (*slot = calloc(1, sizeof **slot))) (*slot)->key = k;
+            if (*slot) (*slot)->n++;
+            t->count = *slot;
+        }
+        t->next = h->tracks;
+        if (h->tracks) h->tracks->prev = t;
+        h->tracks = t;
+        pthread_mutex_unlock(&h->conn_lock);
+        *ctx = t;
+        return;
+    }
+    conn_track *t = *ctx;
+    if (!t) return;
+    pthread_mutex_lock(&h->conn_lock);
+    if (t->prev) t->prev->next = t->next;
+    else h->tracks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    if (t->count && --t->count->n == 0) {
+        addr_count **slot = addr_slot(h, &t->count->key);
+        *slot = t->count->next;
+        free(t->count);
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    free(t);
+    *ctx = NULL;
+}
+
+/*
+ * A request's headers are in (waiting = 0), or its answer is out and the
+ * connection waits for the next one: a kept-alive connection may idle as
+ * long as MHD's own timeout allows, but not trickle past it.
+ */
+static void track_headers(ems_http *h, struct MHD_Connection *conn, int waiting) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track *t = ci ? ci->socket_context : NULL;
+    if (!t) return;
+    pthread_mutex_lock(&h->conn_lock);
+    if (waiting)
+        track_wait(t, h->timeout_s > h->header_timeout_s ? h->timeout_s : h->header_timeout_s);
+    else
+        t->waiting = 0;
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+/* Shuts down the connections whose headers are late; logs what it did, once per round. */
+static void *sweep(void *arg) {
+    ems_http *h = arg;
+    /* A quarter of the deadline, at most a second: a connection lives at most that much past it. */
+    long tick_ms = h->header_timeout_s * 250L;
+    if (tick_ms > 1000) tick_ms = 1000;
+    pthread_mutex_lock(&h->conn_lock);
+    while (!h->sweep_stop) {
+        struct timespec wake;
+        clock_gettime(CLOCK_MONOTONIC, &wake);
+        wake.tv_nsec += tick_ms * 1000000L;
+        wake.tv_sec += wake.tv_nsec / 1000000000L;
+        wake.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&h->sweep_wake, &h->conn_lock, &wake);
+        if (h->sweep_stop) break;
+        unsigned cut = 0;
+        for (conn_track *t = h->tracks; t; t = t->next) {
+            if (!t->waiting || t->cut || elapsed_s(&t->since) < t->allowed_s) continue;
+            t->cut = 1;
+            shutdown(t->fd, SHUT_RDWR);
+            cut++;
+        }
+        unsigned refused = atomic_exchange(&h->refused, 0);
+        if (!cut && !refused) continue;
+        pthread_mutex_unlock(&h->conn_lock);
+        if (cut) ems_log(EMS_LOG_WARN, "http.header_timeout", "closed=%u timeout_s=%u", cut, h->header_timeout_s);
+        if (refused) ems_log(EMS_LOG_WARN, "http.conn_limit", "refused=%u max_per_ip=%u", refused, h->max_per_ip);
+        pthread_mutex_lock(&h->conn_lock);
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    return NULL;
 }
 
 /* ---- the request steps ---------------------------------------------------- */
@@ -869,10 +1149,43 @@ static enum MHD_Result begin(http_req *q) {
     return route(q);
 }
 
+/* The headers that say where a request's body ends, each line counted as sent. */
+typedef struct {
+    int lengths, codings;
+    int length_bad; /* a Content-Length that is not a bare number */
+    int coding_bad; /* a transfer coding other than chunked */
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->lengths++;
+        f->length_bad |= !value || !*value || value[strspn(value, "0123456789")] != '\0';
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->codings++;
+        f->coding_bad |= !value || strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Where the body ends must be beyond doubt: a server and a proxy in front of
+ * it that read it differently would each take a different request from the
+ * bytes that follow (request smuggling).  NULL if it is, else why not.
+ */
+static const char *framing_problem(struct MHD_Connection *conn) {
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.lengths > 1) return "more than one Content-Length";
+    if (f.length_bad) return "Content-Length is not a number";
+    if (f.lengths && f.codings) return "both Content-Length and Transfer-Encoding";
+    if (f.codings > 1 || f.coding_bad) return "unsupported Transfer-Encoding: only chunked is accepted";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    (void)cls;
-    (void)conn;
     (void)url; /* decoded by MHD: q->raw, kept by on_uri, is what we route on */
     (void)version;
     http_req *q = *con_cls;
@@ -880,6 +1193,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!q->begun) {
         q->begun = 1;
         q->req.method = method;
+        track_headers(cls, conn, 0);
+        const char *problem = framing_problem(conn);
+        if (problem) {
+            /* Nothing after this request on the connection can be trusted to be one. */
+            resp_header close_it = {NULL, "Connection", "close"};
+            char message[128];
+            snprintf(message, sizeof message, "invalid request framing: %s", problem);
+            return reply_error(q, EMS_BAD_REQUEST, message, &close_it);
+        }
         const char *length = header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
         q->has_body = (length && strtoull(length, NULL, 10) > 0) || header(q, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         /*
@@ -917,9 +1239,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)conn;
-    (void)toe;
+    track_headers(cls, conn, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     http_req *q = *con_cls;
     if (!q) return;
     json_decref(q->req.body);
@@ -1100,8 +1420,21 @@ ems_http *ems_http_new(const ems_http_opts *opts) {
     h->max_header = opts->max_header ? opts->max_header : DEFAULT_MAX_HEADER;
     h->max_conns = opts->max_conns ? opts->max_conns : DEFAULT_MAX_CONNS;
     h->timeout_s = opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S;
+    h->max_per_ip = opts->max_conns_per_ip;
+    h->header_timeout_s = opts->header_timeout_s ? opts->header_timeout_s : DEFAULT_HEADER_TIMEOUT_S;
+    h->exempt_text = opts->conn_limit_exempt ? strdup(opts->conn_limit_exempt) : NULL;
+    h->metrics_access = opts->metrics_access == EMS_ACCESS_ANY ? EMS_ACCESS_ANY : EMS_ACCESS_ADMIN;
+    h->metrics_token = opts->metrics_token && *opts->metrics_token ? strdup(opts->metrics_token) : NULL;
+    h->metrics_token_len = h->metrics_token ? strlen(h->metrics_token) : 0;
     h->jwt = opts->jwt;
-    if (!h->bind || (opts->static_dir && !h->static_dir) || (opts->ingest_token && *opts->ingest_token && !h->ingest_token)) {
+    pthread_mutex_init(&h->conn_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sweep's deadlines are monotonic */
+    pthread_cond_init(&h->sweep_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!h->bind || (opts->static_dir && !h->static_dir) || (opts->ingest_token && *opts->ingest_token && !h->ingest_token) ||
+        (opts->conn_limit_exempt && !h->exempt_text) || (opts->metrics_token && *opts->metrics_token && !h->metrics_token)) {
         ems_http_free(h);
         return NULL;
     }
@@ -1196,6 +1529,7 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen) {
         if (h->static_root_len == 1) h->static_root_len = 0; /* "/": every resolved path is under it */
     }
 
+    if (exempt_parse(h, err, errlen) != EMS_OK) return EMS_BAD_REQUEST;
     if (h->want_port < 0 || h->want_port > 65535) {
         snprintf(err, errlen, "port %d is out of range", h->want_port);
         return EMS_BAD_REQUEST;
@@ -1219,7 +1553,7 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen) {
     h->start_err[0] = '\0';
     atomic_store(&h->starting, 1);
     /* The logger goes first: MHD reports problems with the options that follow through it. */
-    h->daemon = MHD_start_daemon(flags, (uint16_t)h->want_port, NULL, NULL, on_request, h,
+    h->daemon = MHD_start_daemon(flags, (uint16_t)h->want_port, on_accept, h, on_request, h,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                                  MHD_OPTION_SOCK_ADDR, addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u, /* 1 = no pool */
@@ -1228,6 +1562,7 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen) {
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->max_header + POOL_SLACK,
                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                                  MHD_OPTION_END);
     atomic_store(&h->starting, 0);
     if (!h->daemon) {
@@ -1239,7 +1574,16 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen) {
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : h->want_port;
-    ems_log(EMS_LOG_INFO, "http.listen", "bind=%s port=%d threads=%u", h->bind, h->port, threads);
+    int rc = pthread_create(&h->sweeper, NULL, sweep, h);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the connection sweeper: %s", strerror(rc));
+        MHD_stop_daemon(h->daemon);
+        h->daemon = NULL;
+        return EMS_UNAVAILABLE;
+    }
+    h->sweeping = 1;
+    ems_log(EMS_LOG_INFO, "http.listen", "bind=%s port=%d threads=%u max_per_ip=%u header_timeout_s=%u", h->bind,
+            h->port, threads, h->max_per_ip, h->header_timeout_s);
     return EMS_OK;
 }
 
@@ -1247,13 +1591,25 @@ int ems_http_port(const ems_http *h) { return h->port; }
 
 void ems_http_free(ems_http *h) {
     if (!h) return;
-    if (h->daemon) MHD_stop_daemon(h->daemon);
+    if (h->sweeping) {
+        pthread_mutex_lock(&h->conn_lock);
+        h->sweep_stop = 1;
+        pthread_cond_signal(&h->sweep_wake);
+        pthread_mutex_unlock(&h->conn_lock);
+        pthread_join(h->sweeper, NULL);
+    }
+    if (h->daemon) MHD_stop_daemon(h->daemon); /* closes every connection: the tracks go with them */
     for (token_hook *k = h->hooks, *older; k; k = older) {
         older = k->older;
         free(k);
     }
     if (h->ingest_token) explicit_bzero(h->ingest_token, h->ingest_len);
     free(h->ingest_token);
+    if (h->metrics_token) explicit_bzero(h->metrics_token, h->metrics_token_len);
+    free(h->metrics_token);
+    free(h->exempt_text);
+    pthread_cond_destroy(&h->sweep_wake);
+    pthread_mutex_destroy(&h->conn_lock);
     free(h->static_root);
     free(h->static_dir);
     free(h->bind);

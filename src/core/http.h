@@ -10,9 +10,19 @@
  *
  * Every server also answers GET /healthz (always 200), GET /readyz (200 only
  * while every registered readiness check passes, else 503) and GET /metrics
- * (Prometheus text).  With a static_dir it serves the web app for GET paths
+ * (Prometheus text; open, or only to an admin token and the metrics secret,
+ * see metrics_access).  With a static_dir it serves the web app for GET paths
  * outside /api: files with their content type, no path traversal, and
  * index.html for unknown paths (client-side routing).
+ *
+ * What a client may hold: max_conns connections in all, max_conns_per_ip from
+ * one address (addresses in conn_limit_exempt, such as a gateway's, are not
+ * counted; more connections are refused at accept), and header_timeout_s from
+ * accept to the end of a request's headers, however the bytes trickle in (past
+ * it the connection is closed).  A request whose length is ambiguous (two
+ * Content-Lengths, Content-Length beside Transfer-Encoding, a transfer coding
+ * other than chunked) gets 400 and the connection is closed, so that nothing
+ * sent behind it is read as a request of its own.
  *
  * Handlers run on the pool's threads, several at once.
  */
@@ -105,6 +115,11 @@ typedef struct ems_http_opts {
     size_t max_header;         /* bytes of headers per request; 0 = 16 KiB */
     unsigned max_conns;        /* 0 = 4096 */
     unsigned timeout_s;        /* idle connection timeout; 0 = 30 */
+    unsigned max_conns_per_ip; /* connections one client address may hold; 0 = no limit */
+    const char *conn_limit_exempt; /* comma-separated addresses or CIDRs max_conns_per_ip spares, or NULL */
+    unsigned header_timeout_s; /* accept (or the previous response) to end of headers; 0 = 10 */
+    ems_access metrics_access; /* EMS_ACCESS_ANY (the default) or EMS_ACCESS_ADMIN for GET /metrics */
+    const char *metrics_token; /* with EMS_ACCESS_ADMIN: a bearer secret that may read /metrics too, or NULL */
     const char *static_dir;    /* web app files, or NULL */
     ems_jwt *jwt;              /* token verifier; NULL: only EMS_ACCESS_ANY routes work */
     const char *ingest_token;  /* secret for EMS_ACCESS_INGEST, or NULL */
@@ -128,7 +143,11 @@ void ems_http_token_check(ems_http *h, ems_token_check fn, void *ctx);
  */
 ems_rc ems_http_raw_body(ems_http *h, ems_handler fn);
 ems_rc ems_http_ready_check(ems_http *h, ems_ready_check fn, void *ctx);
-/* Starts listening.  EMS_UNAVAILABLE if the port cannot be bound. */
+/*
+ * Starts listening.  EMS_UNAVAILABLE if the port cannot be bound;
+ * EMS_BAD_REQUEST (err names it) for a bad bind address, static_dir or
+ * conn_limit_exempt entry.
+ */
 ems_rc ems_http_start(ems_http *h, char *err, size_t errlen);
 
 /*

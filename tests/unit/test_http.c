@@ -8,7 +8,10 @@
  * against every kind of token, the token-check hook, the ingest secret, body
  * limits and checks (413, 415, 400), strict unpacking, the error envelope,
  * the built-ins, static files with their traversal attempts and the
- * client-side-routing fallback, and handlers running on several threads.
+ * client-side-routing fallback, handlers running on several threads, and
+ * the hardening: ambiguous framing refused with the connection closed,
+ * /metrics behind an admin token, connections per client address, and the
+ * deadline for a request's headers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -28,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -1032,6 +1037,267 @@ static void test_no_verifier(void **state) {
     ems_http_free(h);
 }
 
+/* ---- hardening: framing, /metrics access, connection limits ---------------- */
+
+/* A server on its own ephemeral port with the other routes; fx.port is pointed at it by the caller. */
+static ems_http *start_server(const ems_http_opts *o) {
+    ems_http *h = ems_http_new(o);
+    assert_non_null(h);
+    assert_int_equal(ems_http_routes(h, other_routes, sizeof other_routes / sizeof other_routes[0], NULL), EMS_OK);
+    char err[256] = "";
+    if (ems_http_start(h, err, sizeof err) != EMS_OK) fprintf(stderr, "start: %s\n", err);
+    assert_true(ems_http_port(h) > 0);
+    return h;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A connection to 127.0.0.1:port from the loopback address src; reads give up after timeout_ms. */
+static int connect_from(const char *src, int port, int timeout_ms) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &from.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof from), 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    return fd;
+}
+
+/* 1 if the server closed (or reset) the connection before the read timeout, 0 if it is still open. */
+static int closed_by_server(int fd) {
+    char buf[512];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n == 0) return 1;
+        if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    }
+}
+
+/*
+ * The body's end must be beyond doubt, or the request is refused and the
+ * connection closed: nothing pipelined behind it may run as a request.
+ */
+static void test_framing(void **state) {
+    (void)state;
+    static const struct {
+        const char *what, *request, *message;
+    } cases[] = {
+        {"two Content-Lengths",
+         "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Content-Length: 22\r\nContent-Length: 60\r\n\r\n{\"name\":\"k\",\"count\":2}"
+         "GET /api/count HTTP/1.1\r\nHost: x\r\n\r\n",
+         "more than one Content-Length"},
+        {"two equal Content-Lengths",
+         "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Content-Length: 22\r\nContent-Length: 22\r\n\r\n{\"name\":\"k\",\"count\":2}"
+         "GET /api/count HTTP/1.1\r\nHost: x\r\n\r\n",
+         "more than one Content-Length"},
+        {"Content-Length and chunked",
+         "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+         "GET /api/count HTTP/1.1\r\nHost: x\r\n\r\n",
+         "both Content-Length and Transfer-Encoding"},
+        {"chunked and Content-Length",
+         "GET /api/count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n"
+         "GET /api/count HTTP/1.1\r\nHost: x\r\n\r\n",
+         "both Content-Length and Transfer-Encoding"},
+        {"xchunked",
+         "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: xchunked\r\n\r\n"
+         "{\"name\":\"k\",\"count\":2}",
+         "only chunked"},
+        {"gzip, chunked",
+         "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+         "only chunked"},
+        {"chunked twice",
+         "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         "only chunked"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int before = atomic_load(&calls);
+        double t0 = now_s();
+        http_res r;
+        /* No "Connection: close" from us: the server must close by itself, or the read waits 10 s. */
+        assert_int_equal(http_raw(cases[i].request, strlen(cases[i].request), &r), 0);
+        if (r.status != 400 || now_s() - t0 > 3) fprintf(stderr, "case: %s\n", cases[i].what);
+        assert_true(now_s() - t0 < 3);
+        assert_envelope(&r, 400, "bad_request", cases[i].message);
+        assert_string_equal(res_header(&r, "Connection"), "close");
+        assert_null(strstr(r.body, "HTTP/1.1")); /* no second answer */
+        assert_int_equal(atomic_load(&calls), before);
+        res_free(&r);
+    }
+
+    /* One length, or chunked alone, still work; so does a pipelined request behind them. */
+    const char *fine = "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 22\r\n\r\n{\"name\":\"k\",\"count\":2}"
+                       "PATCH /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Transfer-Encoding: Chunked\r\n\r\n16\r\n{\"name\":\"c\",\"count\":3}\r\n0\r\n\r\n"
+                       "GET /api/count HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    int before = atomic_load(&calls);
+    http_res r;
+    assert_int_equal(http_raw(fine, strlen(fine), &r), 0);
+    assert_int_equal(r.status, 201);
+    assert_non_null(strstr(r.body, "{\"name\":\"k\",\"count\":2,\"flag\":false}"));
+    assert_non_null(strstr(r.body, "{\"name\":\"c\",\"count\":3,\"flag\":false}"));
+    assert_int_equal(atomic_load(&calls), before + 1);
+    res_free(&r);
+}
+
+/* With metrics_access admin: an admin token or the metrics secret, nothing else. */
+static void test_metrics_admin_only(void **state) {
+    (void)state;
+    ems_http_opts o = {.threads = 1, .jwt = fx.jwt, .metrics_access = EMS_ACCESS_ADMIN, .metrics_token = "scrape-secret-42"};
+    ems_http *h = start_server(&o);
+    ems_http_token_check(h, reject_revoked, NULL);
+    int saved = fx.port;
+    fx.port = ems_http_port(h);
+
+    http_res r = call("GET", "/metrics", NULL, NULL);
+    assert_envelope(&r, 401, "unauthorized", NULL);
+    assert_null(strstr(r.body, "ems_http_requests_total"));
+    res_free(&r);
+    r = call("GET", "/metrics", auth_line(fx.client_token), NULL);
+    assert_envelope(&r, 403, "forbidden", NULL);
+    res_free(&r);
+    r = call("GET", "/metrics", auth_line(fx.expired_token), NULL);
+    assert_envelope(&r, 401, "unauthorized", NULL);
+    res_free(&r);
+    r = call("GET", "/metrics", auth_line("scrape-secret-43"), NULL);
+    assert_envelope(&r, 401, "unauthorized", NULL);
+    res_free(&r);
+    r = call("GET", "/metrics", auth_line(INGEST_SECRET), NULL);
+    assert_envelope(&r, 401, "unauthorized", NULL);
+    res_free(&r);
+
+    r = call("GET", "/metrics", auth_line(fx.admin_token), NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "ems_http_requests_total"));
+    res_free(&r);
+    r = call("GET", "/metrics", auth_line("scrape-secret-42"), NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "ems_http_requests_total"));
+    res_free(&r);
+
+    /* The other built-ins stay open. */
+    r = call("GET", "/healthz", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    res_free(&r);
+    r = call("GET", "/readyz", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    res_free(&r);
+
+    fx.port = saved;
+    ems_http_free(h);
+}
+
+/* One address holds at most max_conns_per_ip connections; other addresses, and exempt ones, are still served. */
+static void test_conn_limit_per_ip(void **state) {
+    (void)state;
+    enum { LIMIT = 4 };
+    ems_http_opts o = {.threads = 2, .max_conns_per_ip = LIMIT, .conn_limit_exempt = "127.0.0.3, 10.0.0.0/8"};
+    ems_http *h = start_server(&o);
+    int port = ems_http_port(h), saved = fx.port;
+    fx.port = port;
+
+    int held[LIMIT], exempt[LIMIT + 2];
+    for (int i = 0; i < LIMIT; i++) {
+        held[i] = connect_from("127.0.0.2", port, 300);
+        assert_int_equal(send(held[i], "GET /api/count HTT", 18, MSG_NOSIGNAL), 18);
+    }
+    usleep(200 * 1000); /* the server has taken them all */
+    int extra = connect_from("127.0.0.2", port, 2000);
+    assert_true(closed_by_server(extra));
+    close(extra);
+    for (int i = 0; i < LIMIT; i++) assert_false(closed_by_server(held[i])); /* the first ones are kept */
+
+    /* Another address is served. */
+    http_res r = call("GET", "/healthz", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    res_free(&r);
+    /* An exempt one is not counted. */
+    for (int i = 0; i < LIMIT + 2; i++) exempt[i] = connect_from("127.0.0.3", port, 200);
+    usleep(200 * 1000);
+    for (int i = 0; i < LIMIT + 2; i++) {
+        assert_false(closed_by_server(exempt[i]));
+        close(exempt[i]);
+    }
+
+    /* A connection closed frees its place. */
+    close(held[0]);
+    usleep(300 * 1000);
+    held[0] = connect_from("127.0.0.2", port, 300);
+    assert_false(closed_by_server(held[0]));
+    const char *req = "GET /api/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(held[0], req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    char buf[64] = "";
+    assert_true(recv(held[0], buf, sizeof buf - 1, 0) > 12);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+    for (int i = 0; i < LIMIT; i++) close(held[i]);
+    fx.port = saved;
+    ems_http_free(h);
+
+    /* A bad exempt entry stops the start, naming it. */
+    static const char *bad[] = {"127.0.0.1/33", "not-an-ip", "10.0.0.0/", "::1/129"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = (ems_http_opts){.threads = 1, .max_conns_per_ip = 2, .conn_limit_exempt = bad[i]};
+        h = ems_http_new(&o);
+        char err[256] = "";
+        assert_int_equal(ems_http_start(h, err, sizeof err), EMS_BAD_REQUEST);
+        assert_non_null(strstr(err, bad[i]));
+        ems_http_free(h);
+    }
+}
+
+/*
+ * A request's headers must be in within header_timeout_s of the accept,
+ * however the bytes trickle; an idle kept-alive connection is not cut by it.
+ */
+static void test_header_timeout(void **state) {
+    (void)state;
+    ems_http_opts o = {.threads = 1, .header_timeout_s = 1, .timeout_s = 30};
+    ems_http *h = start_server(&o);
+    int port = ems_http_port(h);
+
+    /* One byte every 100 ms: each would restart an idle timeout. */
+    double t0 = now_s();
+    int fd = connect_from("127.0.0.1", port, 100);
+    const char *head = "GET /api/count HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    assert_int_equal(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+    int closed = 0;
+    while (!closed && now_s() - t0 < 5) {
+        if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) break;
+        closed = closed_by_server(fd); /* waits 100 ms */
+    }
+    double took = now_s() - t0;
+    close(fd);
+    if (took < 0.9 || took > 2.5) fprintf(stderr, "trickler closed after %.2f s\n", took);
+    assert_true(took >= 0.9 && took <= 2.5);
+
+    /* Kept alive: answered, idle past header_timeout_s, then answered again. */
+    fd = connect_from("127.0.0.1", port, 2000);
+    const char *req = "GET /api/whoami HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[1024];
+    for (int round = 0; round < 2; round++) {
+        if (round) usleep(1600 * 1000);
+        assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+        assert_true(n > 12);
+        assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+    }
+    close(fd);
+    ems_http_free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtins),
@@ -1049,6 +1315,10 @@ int main(void) {
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_start_and_config_errors),
         cmocka_unit_test(test_no_verifier),
+        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_metrics_admin_only),
+        cmocka_unit_test(test_conn_limit_per_ip),
+        cmocka_unit_test(test_header_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
