@@ -73,7 +73,7 @@ size_t sim_format_kwh(int64_t micro, char *buf, size_t cap) {
 static void format_ts(int64_t ms, int iso, char *buf, size_t cap) {
     if (iso) {
         buf[0] = '"';
-        size_t n = sim_iso_utc(ms, buf + 1, cap - 2);
+        size_t n = ems_iso8601_utc(ms, buf + 1, cap - 2);
         buf[n + 1] = '"';
         buf[n + 2] = '\0';
     } else if (ms >= 0 && cap > 20) {

@@ -68,7 +68,7 @@ struct ems_sim {
     size_t ndev;
     int64_t *csv;
     size_t ncsv;
-    sim_tz *tz;
+    ems_tz *tz;
     sim_profile profile;
     sim_faults *faults;
     sim_sender *sender;
@@ -169,6 +169,13 @@ static int64_t wall_ms(void) {
 static int64_t floor_to(int64_t t, int64_t step) { return (t >= 0 ? t / step : (t - step + 1) / step) * step; }
 static int64_t ceil_to(int64_t t, int64_t step) { return floor_to(t + step - 1, step); }
 
+/* Local time of day at epoch ms as fractional hours, 0 <= h < 24: the load curve follows the meter's local hour. */
+static double local_hour_of(ems_tz *tz, int64_t ms) {
+    ems_civil c;
+    if (ems_tz_local(tz, ms, &c) != 0) return 0.0;
+    return c.hour + c.minute / 60.0 + c.second / 3600.0;
+}
+
 /* The live simulation clock. */
 static int64_t sim_clock(const ems_sim *s) {
     return s->anchor_sim + (int64_t)((double)(mono_ms() - s->anchor_wall) * s->speed);
@@ -257,7 +264,7 @@ ems_rc ems_sim_new(const ems_sim_config *cfg, const ems_sim_opts *opts, ems_sim 
     if ((rc = ems_sim_config_copy(cfg, &s->cfg)) != EMS_OK) goto fail;
     s->seed = cfg->has_seed ? cfg->seed : sim_mix64((uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)mono_ms());
     s->interval_ms = (int64_t)cfg->interval_s * 1000;
-    if ((rc = sim_tz_open(cfg->timezone, &s->tz, err, errlen)) != EMS_OK) goto fail;
+    if ((rc = ems_tz_open(cfg->timezone, &s->tz, err, errlen)) != EMS_OK) goto fail;
     if (ems_sim_config_csv_path(cfg, path, sizeof path) &&
         (rc = sim_csv_load(path, &s->csv, &s->ncsv, err, errlen)) != EMS_OK)
         goto fail;
@@ -568,7 +575,7 @@ static void begin(ems_sim *s) {
     }
     case EMS_SIM_BACKFILL: {
         int64_t end = s->opts.end_ms ? s->opts.end_ms : now;
-        s->next_ts = ceil_to(sim_tz_add_days(s->tz, end, -s->opts.days), I);
+        s->next_ts = ceil_to(ems_tz_add_days(s->tz, end, -s->opts.days), I);
         s->end_ts = end;
         break;
     }
@@ -597,7 +604,7 @@ static ems_rc make_reading(ems_sim *s, size_t di, int64_t ts) {
         double v = (double)s->csv[d->csv_pos++ % s->ncsv] * d->scale;
         it.micro = (int64_t)llround(v < cap ? v : cap);
     } else {
-        it.micro = sim_profile_value(&s->profile, sim_tz_hour(s->tz, ts), d->key, ts, d->scale, d->max_kwh);
+        it.micro = sim_profile_value(&s->profile, local_hour_of(s->tz, ts), d->key, ts, d->scale, d->max_kwh);
     }
     s->generated++;
     s->last_ts = ts;
@@ -813,7 +820,7 @@ void ems_sim_free(ems_sim *s) {
     sim_faults_free(s->faults);
     sim_sender_free(s->sender);
     sim_hours_free(s->hours);
-    sim_tz_free(s->tz);
+    ems_tz_free(s->tz);
     free(s->csv);
     free(s->devs);
     ems_sim_config_clear(&s->cfg);
@@ -891,16 +898,45 @@ ems_rc ems_sim_get_device(ems_sim *s, size_t i, ems_sim_device_info *out) {
     return EMS_OK;
 }
 
+/*
+ * A point in time from the command line or the window, in the simulator's zone:
+ *   an integer of 10 or more digits    epoch milliseconds
+ *   YYYY-MM-DD                         the local day's start (*is_date = 1)
+ *   an ISO-8601 date-time              wall time in the zone, or an instant with Z / an offset
+ * (the forms of ems_iso8601_scan; years 1970 to 9999).
+ */
 ems_rc ems_sim_parse_time(const ems_sim_config *c, const char *text, int64_t *ms, int *is_date, char *err,
                           size_t errlen) {
-    sim_tz *tz = NULL;
-    ems_rc rc = sim_tz_open(c->timezone, &tz, err, errlen);
-    if (rc == EMS_OK) rc = sim_tz_parse(tz, text, ms, is_date, err, errlen);
-    sim_tz_free(tz);
-    return rc;
+    size_t n = text ? strlen(text) : 0;
+    if (n >= 10 && strspn(text, "0123456789") == n) {
+        char *end;
+        long long v = strtoll(text, &end, 10);
+        if (*end == '\0' && v > 0) {
+            *ms = v;
+            if (is_date) *is_date = 0;
+            return EMS_OK;
+        }
+    }
+    ems_iso_time t;
+    if (!text || ems_iso8601_scan(text, &t) != 0 || t.t.year < 1970) {
+        snprintf(err, errlen, "bad date '%s' (expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM] or epoch ms)",
+                 text ? text : "");
+        return EMS_BAD_REQUEST;
+    }
+    ems_tz *tz = NULL;
+    ems_rc rc = ems_tz_open(c->timezone, &tz, err, errlen);
+    if (rc != EMS_OK) return rc;
+    int bad = t.has_time ? ems_iso8601_parse(text, tz, ms) : ems_tz_day_start(tz, t.t.year, t.t.month, t.t.day, ms);
+    ems_tz_free(tz);
+    if (bad) {
+        snprintf(err, errlen, "cannot place '%s' in time zone %s", text, c->timezone ? c->timezone : "(system)");
+        return EMS_INTERNAL;
+    }
+    if (is_date) *is_date = !t.has_time;
+    return EMS_OK;
 }
 
-size_t ems_sim_format_time(int64_t ms, char *buf, size_t cap) { return sim_iso_utc(ms, buf, cap); }
+size_t ems_sim_format_time(int64_t ms, char *buf, size_t cap) { return ems_iso8601_utc(ms, buf, cap); }
 
 size_t ems_sim_format_kwh(int64_t micro, char *buf, size_t cap) { return sim_format_kwh(micro, buf, cap); }
 
@@ -948,7 +984,7 @@ ems_rc ems_sim_write_summary_json(ems_sim *s, FILE *out) {
             int first = 1;
             fprintf(out, ",\n     \"hours\": [");
             for (; h < nh && hours[h].device == i; h++, first = 0) {
-                sim_iso_utc(hours[h].hour * 3600000, iso, sizeof iso);
+                ems_iso8601_utc(hours[h].hour * 3600000, iso, sizeof iso);
                 sim_format_kwh(hours[h].micro, kwh, sizeof kwh);
                 fprintf(out, "%s\n       {\"hour\": \"%s\", \"readings\": %llu, \"kwh\": %s, \"micro_kwh\": %lld}",
                         first ? "" : ",", iso, (unsigned long long)hours[h].readings, kwh, (long long)hours[h].micro);

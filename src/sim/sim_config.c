@@ -554,7 +554,7 @@ ems_rc ems_sim_config_validate(const ems_sim_config *c, char *err, size_t errlen
                        MAX_RATE_KWH, c->hourly_kwh[h]);
     if ((unsigned)c->send.format > EMS_SIM_FORMAT_ORIGINAL)
         return bad(err, errlen, "send.format: expected \"seed\" or \"original\"");
-    if (c->timezone && !sim_tz_valid(c->timezone))
+    if (c->timezone && !ems_tz_valid(c->timezone))
         return bad(err, errlen, "timezone: unknown time zone '%.60s' (expected an IANA name such as Europe/Bucharest)",
                    c->timezone);
     if (c->ndevices > MAX_DEVICES) return bad(err, errlen, "devices: more than %d", MAX_DEVICES);

@@ -1,9 +1,7 @@
 /*
  * test_reading.c — readings (core/reading.c) in both accepted forms and
  * ISO-8601; the byte parser held to nasty bodies and to the jansson path's
- * verdicts on thousands of randomly edited ones; and, until they move to
- * core with the zone code, local days in IANA zones: 23 and 25 hours on DST
- * days, +05:30 and +05:45.
+ * verdicts on thousands of randomly edited ones.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +13,6 @@
 #include <string.h>
 
 #include "reading.h"
-#include "monitoring/tz.h"
 
 #define ID "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
@@ -145,52 +142,6 @@ static void dump_fits_the_longest_values(void **state) {
     assert_true(out[0].kwh == 0.007);
     free(out);
     free(s);
-}
-
-static void check_day(const char *tz, int y, int m, int d, size_t hours, const char *first, const char *last) {
-    local_hour h[TZ_MAX_HOURS];
-    size_t n;
-    int64_t end;
-    char buf[32];
-    assert_int_equal(tz_day_hours(tz, y, m, d, h, &n, &end), 0);
-    assert_int_equal(n, hours);
-    tz_format(h[0].start_ms, h[0].offset_ms, buf);
-    assert_string_equal(buf, first);
-    tz_format(h[n - 1].start_ms, h[n - 1].offset_ms, buf);
-    assert_string_equal(buf, last);
-    assert_int_equal(end - h[0].start_ms, (int64_t)hours * 3600000);
-}
-
-static void dst_days(void **state) {
-    (void)state;
-    check_day("Europe/Bucharest", 2026, 3, 29, 23, "2026-03-29T00:00:00+02:00", "2026-03-29T23:00:00+03:00");
-    check_day("Europe/Bucharest", 2026, 10, 25, 25, "2026-10-25T00:00:00+03:00", "2026-10-25T23:00:00+02:00");
-    check_day("America/New_York", 2026, 11, 1, 25, "2026-11-01T00:00:00-04:00", "2026-11-01T23:00:00-05:00");
-    check_day("Europe/Bucharest", 2026, 11, 27, 24, "2026-11-27T00:00:00+02:00", "2026-11-27T23:00:00+02:00");
-}
-
-static void odd_offsets(void **state) {
-    (void)state;
-    check_day("Asia/Kathmandu", 2026, 11, 27, 24, "2026-11-27T00:00:00+05:45", "2026-11-27T23:00:00+05:45");
-    check_day("Asia/Kolkata", 2026, 11, 27, 24, "2026-11-27T00:00:00+05:30", "2026-11-27T23:00:00+05:30");
-    int64_t start;
-    assert_int_equal(tz_day_start("Asia/Kathmandu", 2026, 11, 27, &start), 0);
-    assert_int_equal(start % (15 * 60000), 0); /* a local hour is whole quarter-hour buckets */
-    assert_int_equal(start, 1795773600000LL - (15 * 3600000LL + 45 * 60000LL)); /* 2026-11-26T18:15Z */
-}
-
-static void bad_zones_and_dates(void **state) {
-    (void)state;
-    int y, m, d;
-    assert_false(tz_valid("Nowhere/City"));
-    assert_false(tz_valid("../../etc/passwd"));
-    assert_false(tz_valid(""));
-    assert_true(tz_valid("UTC"));
-    assert_true(tz_valid("Europe/Bucharest"));
-    assert_int_equal(tz_parse_date("2026-02-28", &y, &m, &d), 0);
-    assert_int_not_equal(tz_parse_date("2026-02-29", &y, &m, &d), 0);
-    assert_int_not_equal(tz_parse_date("2026-2-28", &y, &m, &d), 0);
-    assert_int_not_equal(tz_parse_date("2026-02-28x", &y, &m, &d), 0);
 }
 
 /* ---- the body parser ------------------------------------------------------- */
@@ -447,8 +398,6 @@ int main(void) {
         cmocka_unit_test(refuse_bad_messages_whole), cmocka_unit_test(dump_round_trips),
         cmocka_unit_test(huge_real_timestamps_refused),
         cmocka_unit_test(dump_fits_the_longest_values),
-        cmocka_unit_test(dst_days),         cmocka_unit_test(odd_offsets),
-        cmocka_unit_test(bad_zones_and_dates),
         cmocka_unit_test(test_parse_nasty_bodies),
         cmocka_unit_test(test_parse_limits),
         cmocka_unit_test(test_parse_agrees_with_jansson),

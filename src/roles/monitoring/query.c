@@ -5,7 +5,7 @@
  * Consumption is kept in UTC quarter-hour buckets; a local hour in any zone
  * (even +05:45) is a whole number of them, so a local day is served by
  * summing the buckets between the UTC instants its hours start at, as ICU
- * computes them (tz.h): 23 or 25 hours on the days daylight saving time
+ * computes them (core tz.h): 23 or 25 hours on the days daylight saving time
  * starts or ends.  Only an administrator or the device's owner may read.
  */
 #include <stdio.h>
@@ -40,30 +40,30 @@ static ems_rc device_access(ems_db *db, const ems_req *req, ems_resp *resp, cons
     return rc;
 }
 
-/* ?tz=, default UTC. */
-static ems_rc query_tz(const ems_req *req, ems_resp *resp, const char **tz) {
+/* ?tz=, default UTC: its name, and the zone opened (the caller frees it). */
+static ems_rc query_tz(const ems_req *req, ems_resp *resp, const char **tz, ems_tz **zone) {
     const char *q = ems_req_query(req, "tz");
+    char err[160];
     *tz = q && *q ? q : "UTC";
-    if (strlen(*tz) > 64 || !tz_valid(*tz))
+    if (strlen(*tz) > 64 || !ems_tz_valid(*tz))
         return ems_fail(resp, EMS_BAD_REQUEST, "tz must be an IANA time zone such as Europe/Bucharest");
-    return EMS_OK;
+    ems_rc rc = ems_tz_open(*tz, zone, err, sizeof err);
+    return rc ? ems_fail(resp, rc, "%s", err) : EMS_OK;
 }
 
 /* A date argument as y-m-d; when absent, today in tz. */
-static ems_rc query_date(const ems_req *req, ems_resp *resp, const char *name, const char *tz, int ymd[3]) {
+static ems_rc query_date(const ems_req *req, ems_resp *resp, const char *name, ems_tz *tz, int ymd[3]) {
     const char *q = ems_req_query(req, name);
     if (q && *q) {
-        if (strlen(q) != 10 || tz_parse_date(q, &ymd[0], &ymd[1], &ymd[2]) != 0 || ymd[0] < 2000 || ymd[0] > 2099)
+        if (strlen(q) != 10 || ems_date_parse(q, &ymd[0], &ymd[1], &ymd[2]) != 0 || ymd[0] < 2000 || ymd[0] > 2099)
             return ems_fail(resp, EMS_BAD_REQUEST, "%s must be a date YYYY-MM-DD (years 2000-2099)", name);
         return EMS_OK;
     }
-    int64_t now = ems_now_ms();
-    time_t local = (time_t)((now + tz_offset(tz, now)) / 1000);
-    struct tm tm;
-    gmtime_r(&local, &tm);
-    ymd[0] = tm.tm_year + 1900;
-    ymd[1] = tm.tm_mon + 1;
-    ymd[2] = tm.tm_mday;
+    ems_civil today;
+    if (ems_tz_local(tz, ems_now_ms(), &today) != 0) return ems_fail(resp, EMS_INTERNAL, "cannot tell today's date");
+    ymd[0] = today.year;
+    ymd[1] = today.month;
+    ymd[2] = today.day;
     return EMS_OK;
 }
 
@@ -107,7 +107,7 @@ static ems_rc load_buckets(const monitoring_role *m, ems_db *db, const char *id,
  * Sums buckets into the hours hours[0..n) (the last one ending at end_ms),
  * starting at row *next of the ordered rows; moves *next past them.
  */
-static void sum_hours(const ems_rows *rows, size_t *next, const local_hour *hours, size_t n, int64_t end_ms,
+static void sum_hours(const ems_rows *rows, size_t *next, const ems_local_hour *hours, size_t n, int64_t end_ms,
                       double *kwh) {
     size_t count = ems_rows_count(rows);
     for (size_t h = 0; h < n; h++) {
@@ -122,18 +122,24 @@ ems_rc monitoring_day(ems_req *req, ems_resp *resp, void *ctx) {
     monitoring_role *m = ctx;
     const char *id = req->param[0], *tz;
     int ymd[3];
-    local_hour hours[TZ_MAX_HOURS];
-    double kwh[TZ_MAX_HOURS], limit = 0;
+    ems_local_hour hours[EMS_TZ_MAX_HOURS];
+    double kwh[EMS_TZ_MAX_HOURS], limit = 0;
     size_t n = 0, next = 0;
     int64_t end_ms;
     ems_rows *rows = NULL;
-    ems_rc rc = query_tz(req, resp, &tz);
-    if (!rc) rc = query_date(req, resp, "date", tz, ymd);
-    if (rc) return rc;
-    if (tz_day_hours(tz, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0 || n == 0)
-        return ems_fail(resp, EMS_BAD_REQUEST, "no such day in %s", tz);
-    ems_db *db = ems_store_get(m->env->store);
-    if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
+    ems_tz *zone = NULL;
+    ems_db *db = NULL;
+    ems_rc rc = query_tz(req, resp, &tz, &zone);
+    if (!rc) rc = query_date(req, resp, "date", zone, ymd);
+    if (rc) goto cleanup;
+    if (ems_tz_day_hours(zone, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0 || n == 0) {
+        rc = ems_fail(resp, EMS_BAD_REQUEST, "no such day in %s", tz);
+        goto cleanup;
+    }
+    if (!(db = ems_store_get(m->env->store))) {
+        rc = ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
+        goto cleanup;
+    }
     rc = device_access(db, req, resp, id, &limit);
     if (!rc && (rc = load_buckets(m, db, id, hours[0].start_ms, end_ms, &rows)) != EMS_OK)
         rc = ems_fail(resp, rc, "cannot read consumption");
@@ -146,12 +152,12 @@ ems_rc monitoring_day(ems_req *req, ems_resp *resp, void *ctx) {
     size_t peak = 0;
     char start[32], date[16];
     for (size_t h = 0; h < n; h++) {
-        tz_format(hours[h].start_ms, hours[h].offset_ms, start);
+        ems_iso8601_local(hours[h].start_ms, hours[h].offset_ms, start);
         json_array_append_new(series, json_pack("{s:s, s:f}", "start", start, "kwh", kwh[h]));
         total += kwh[h];
         if (kwh[h] > kwh[peak]) peak = h;
     }
-    tz_format(hours[peak].start_ms, hours[peak].offset_ms, start);
+    ems_iso8601_local(hours[peak].start_ms, hours[peak].offset_ms, start);
     snprintf(date, sizeof date, "%04d-%02d-%02d", ymd[0], ymd[1], ymd[2]);
     rc = ems_reply_json(resp, 200,
                         json_pack("{s:s, s:s, s:s, s:s, s:o, s:f, s:f, s:{s:s, s:f}, s:f}", "device_id", id, "date",
@@ -159,29 +165,31 @@ ems_rc monitoring_day(ems_req *req, ems_resp *resp, void *ctx) {
                                   total / (double)n, "peak", "start", start, "kwh", kwh[peak], "limit_kwh", limit));
 cleanup:
     ems_rows_free(rows);
+    ems_tz_free(zone);
     return rc;
 }
 
 /* A range of local days ?from=&to=&tz= (both days included), as the CSV and the daily totals read it. */
 typedef struct day_range {
     const char *tz;
+    ems_tz *zone; /* opened from tz; the caller frees it */
     int from[3], to[3];
     int64_t first_day, last_day; /* days since 1970-01-01 */
     int64_t start_ms, end_ms;    /* UTC: the first day's start, and past the end of the last */
 } day_range;
 
 static ems_rc query_range(const ems_req *req, ems_resp *resp, day_range *r) {
-    ems_rc rc = query_tz(req, resp, &r->tz);
-    if (!rc) rc = query_date(req, resp, "from", r->tz, r->from);
-    if (!rc) rc = query_date(req, resp, "to", r->tz, r->to);
+    ems_rc rc = query_tz(req, resp, &r->tz, &r->zone);
+    if (!rc) rc = query_date(req, resp, "from", r->zone, r->from);
+    if (!rc) rc = query_date(req, resp, "to", r->zone, r->to);
     if (rc) return rc;
     r->first_day = day_number(r->from);
     r->last_day = day_number(r->to);
     if (r->last_day < r->first_day) return ems_fail(resp, EMS_BAD_REQUEST, "to must not be before from");
     if (r->last_day - r->first_day + 1 > CSV_MAX_DAYS)
         return ems_fail(resp, EMS_BAD_REQUEST, "at most %d days at once", CSV_MAX_DAYS);
-    if (tz_day_start(r->tz, r->from[0], r->from[1], r->from[2], &r->start_ms) != 0 ||
-        tz_day_start(r->tz, r->to[0], r->to[1], r->to[2], &r->end_ms) != 0)
+    if (ems_tz_day_start(r->zone, r->from[0], r->from[1], r->from[2], &r->start_ms) != 0 ||
+        ems_tz_day_start(r->zone, r->to[0], r->to[1], r->to[2], &r->end_ms) != 0)
         return ems_fail(resp, EMS_BAD_REQUEST, "no such day in %s", r->tz);
     r->end_ms += 26 * MON_HOUR_MS; /* past the end of the last day, whatever its length */
     return EMS_OK;
@@ -206,7 +214,7 @@ static ems_rc load_range(monitoring_role *m, const ems_req *req, ems_resp *resp,
 ems_rc monitoring_days(ems_req *req, ems_resp *resp, void *ctx) {
     monitoring_role *m = ctx;
     const char *id = req->param[0];
-    day_range r;
+    day_range r = {0};
     double limit = 0, total = 0, peak_kwh = -1;
     char peak_date[DATE_LEN] = "";
     size_t next = 0, ndays = 0;
@@ -217,14 +225,14 @@ ems_rc monitoring_days(ems_req *req, ems_resp *resp, void *ctx) {
 
     json_t *days = json_array();
     for (int64_t day = r.first_day; day <= r.last_day; day++) {
-        local_hour hours[TZ_MAX_HOURS];
-        double kwh[TZ_MAX_HOURS], sum = 0;
+        ems_local_hour hours[EMS_TZ_MAX_HOURS];
+        double kwh[EMS_TZ_MAX_HOURS], sum = 0;
         size_t n = 0;
         int64_t end_ms;
         int ymd[3];
         char date[DATE_LEN];
         day_date(day, ymd);
-        if (tz_day_hours(r.tz, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
+        if (ems_tz_day_hours(r.zone, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
         sum_hours(rows, &next, hours, n, end_ms, kwh);
         for (size_t h = 0; h < n; h++) sum += kwh[h];
         snprintf(date, sizeof date, "%04d-%02d-%02d", ymd[0], ymd[1], ymd[2]);
@@ -247,13 +255,14 @@ ems_rc monitoring_days(ems_req *req, ems_resp *resp, void *ctx) {
                                   "limit_kwh", limit));
 cleanup:
     ems_rows_free(rows);
+    ems_tz_free(r.zone);
     return rc;
 }
 
 ems_rc monitoring_csv(ems_req *req, ems_resp *resp, void *ctx) {
     monitoring_role *m = ctx;
     const char *id = req->param[0];
-    day_range r;
+    day_range r = {0};
     int *from = r.from, *to = r.to;
     ems_rows *rows = NULL;
     char *data = NULL;
@@ -269,17 +278,17 @@ ems_rc monitoring_csv(ems_req *req, ems_resp *resp, void *ctx) {
     }
     fputs("start,kwh\r\n", out);
     for (int64_t day = r.first_day; day <= r.last_day; day++) {
-        local_hour hours[TZ_MAX_HOURS];
-        double kwh[TZ_MAX_HOURS];
+        ems_local_hour hours[EMS_TZ_MAX_HOURS];
+        double kwh[EMS_TZ_MAX_HOURS];
         size_t n = 0;
         int64_t end_ms;
         int ymd[3];
         day_date(day, ymd);
-        if (tz_day_hours(r.tz, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
+        if (ems_tz_day_hours(r.zone, ymd[0], ymd[1], ymd[2], hours, &n, &end_ms) != 0) continue;
         sum_hours(rows, &next, hours, n, end_ms, kwh);
         for (size_t h = 0; h < n; h++) {
             char start[32];
-            tz_format(hours[h].start_ms, hours[h].offset_ms, start);
+            ems_iso8601_local(hours[h].start_ms, hours[h].offset_ms, start);
             fprintf(out, "%s,%.6f\r\n", start, kwh[h]);
         }
     }
@@ -301,6 +310,7 @@ cleanup:
     if (out) fclose(out);
     free(data);
     ems_rows_free(rows);
+    ems_tz_free(r.zone);
     return rc;
 }
 
