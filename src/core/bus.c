@@ -292,6 +292,10 @@ ems_rc ems_bus_consume_batch(ems_bus *b, const char *queue, unsigned prefetch, s
 
 int ems_bus_ready(ems_bus *b) { return b ? b->drv->ready(b->state) : 0; }
 
+void ems_bus_set_dlq_max_bytes(ems_bus *b, size_t bytes) {
+    if (b && b->drv->set_dlq_max_bytes) b->drv->set_dlq_max_bytes(b->state, bytes);
+}
+
 long ems_bus_dlq_count(ems_bus *b, const char *queue) {
     if (!b || !queue || !b->drv->dlq_count) return -1;
     return b->drv->dlq_count(b->state, queue);

@@ -95,4 +95,11 @@ ems_rc ems_bus_consume_batch(ems_bus *b, const char *queue, unsigned prefetch, s
 /* 1 while the broker is reachable (inproc: always). */
 int ems_bus_ready(ems_bus *b);
 
+/*
+ * inproc: dead letters are kept in memory up to `bytes` of bodies per queue
+ * (default 8 MiB); the oldest are dropped first, and counted.  amqp: nothing
+ * (the broker keeps "<queue>.dlq").
+ */
+void ems_bus_set_dlq_max_bytes(ems_bus *b, size_t bytes);
+
 #endif

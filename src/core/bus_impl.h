@@ -59,6 +59,8 @@ typedef struct {
      */
     long (*dlq_count)(void *state, const char *queue);
     char *(*dlq_message)(void *state, const char *queue, size_t i, size_t *len);
+    /* The bytes of dead letters kept per queue (inproc); NULL where the broker keeps them. */
+    void (*set_dlq_max_bytes)(void *state, size_t bytes);
 } bus_driver;
 
 extern const bus_driver bus_inproc_driver;

@@ -9,6 +9,14 @@
  *
  * A batch consumer gets each published message as a batch of one.
  *
+ * A rejected message is kept in memory as a dead letter, for tests and
+ * diagnostics (ems_bus_dlq_message), within two bounds per queue: DLQ_KEEP
+ * messages and dlq_max_bytes of bodies (ems_bus_set_dlq_max_bytes; 8 MiB by
+ * default).  The oldest go first.  Every dead letter is counted
+ * (dlq_count, ems_bus_messages_total{verdict="reject"}); every one dropped
+ * from memory is counted too, in ems_bus_dead_letters_dropped_total{queue}:
+ * 1,000 letters of ~1 MiB once held a gigabyte, silently.
+ *
  * Each queue has a mutex held while its handler runs, so a handler is never
  * called concurrently for one queue.  A handler may publish to another
  * queue: the nested publish only waits a bounded time for that queue's
@@ -18,15 +26,19 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "bus_impl.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Dead letters kept per queue (the count goes on beyond it; the oldest are dropped). */
 #define DLQ_KEEP 1000
+/* Bytes of dead letters' bodies kept per queue, unless set otherwise. */
+#define DLQ_MAX_BYTES_DEFAULT ((size_t)8 << 20)
 /* How long a publish from inside a handler waits for a busy queue before EMS_AGAIN. */
 #define NESTED_WAIT_MS 1000
 /* Bodies up to this size are copied on the stack to add their NUL. */
@@ -46,6 +58,7 @@ typedef struct inproc_queue {
     void *ctx;
     dead_letter *dlq_head, *dlq_tail;
     size_t dlq_kept;
+    size_t dlq_bytes; /* bodies of the kept ones */
     long dlq_total;
     char name[];
 } inproc_queue;
@@ -53,6 +66,7 @@ typedef struct inproc_queue {
 typedef struct {
     pthread_mutex_t lock; /* guards the list of queues (not their contents) */
     inproc_queue *queues;
+    _Atomic size_t dlq_max_bytes; /* per queue */
 } inproc_bus;
 
 /* How many handlers this thread is inside: non-zero means a nested publish. */
@@ -116,6 +130,7 @@ static ems_rc inproc_open(const bus_url *url, void **state, char *err, size_t er
     inproc_bus *b = calloc(1, sizeof *b);
     if (!b) return EMS_NOMEM;
     pthread_mutex_init(&b->lock, NULL);
+    atomic_store(&b->dlq_max_bytes, DLQ_MAX_BYTES_DEFAULT);
     *state = b;
     return EMS_OK;
 }
@@ -143,26 +158,49 @@ static ems_rc inproc_declare(void *state, const char *queue) {
     return queue_get(state, queue, &q);
 }
 
-/* Called with q->run held. */
-static ems_rc dlq_add(inproc_queue *q, const char *body, size_t len) {
-    dead_letter *d = malloc(sizeof *d + len + 1);
-    if (!d) return EMS_NOMEM;
-    d->next = NULL;
-    d->len = len;
-    if (len) memcpy(d->body, body, len);
-    d->body[len] = '\0';
-    if (q->dlq_tail)
-        q->dlq_tail->next = d;
-    else
-        q->dlq_head = d;
-    q->dlq_tail = d;
+static void dlq_count_dropped(const inproc_queue *q, long n) {
+    if (n > 0)
+        ems_metrics_count_labeled("ems_bus_dead_letters_dropped_total",
+                                  "Dead letters dropped from memory (over the count or byte bound), by queue.", "queue",
+                                  q->name, (double)n);
+}
+
+/*
+ * Keeps a dead letter, then drops the oldest until both bounds hold; a body
+ * larger than the byte bound alone is counted and not kept.  Called with
+ * q->run held.
+ */
+static ems_rc dlq_add(inproc_bus *b, inproc_queue *q, const char *body, size_t len) {
+    size_t max_bytes = atomic_load(&b->dlq_max_bytes);
+    long dropped = 0;
+    if (len > max_bytes) {
+        dropped++;
+    } else {
+        dead_letter *d = malloc(sizeof *d + len + 1);
+        if (!d) return EMS_NOMEM;
+        d->next = NULL;
+        d->len = len;
+        if (len) memcpy(d->body, body, len);
+        d->body[len] = '\0';
+        if (q->dlq_tail)
+            q->dlq_tail->next = d;
+        else
+            q->dlq_head = d;
+        q->dlq_tail = d;
+        q->dlq_kept++;
+        q->dlq_bytes += len;
+    }
     q->dlq_total++;
-    if (++q->dlq_kept > DLQ_KEEP) {
+    while (q->dlq_kept > DLQ_KEEP || q->dlq_bytes > max_bytes) {
         dead_letter *old = q->dlq_head;
         q->dlq_head = old->next;
-        free(old);
+        if (!q->dlq_head) q->dlq_tail = NULL;
         q->dlq_kept--;
+        q->dlq_bytes -= old->len;
+        free(old);
+        dropped++;
     }
+    dlq_count_dropped(q, dropped);
     return EMS_OK;
 }
 
@@ -204,7 +242,7 @@ static ems_rc inproc_publish(void *state, const char *exchange, const char *queu
             rc = EMS_AGAIN;
             goto cleanup;
         }
-        if (v == EMS_BUS_REJECT && (rc = dlq_add(q, bodies[i], lens[i])) != EMS_OK) goto cleanup;
+        if (v == EMS_BUS_REJECT && (rc = dlq_add(state, q, bodies[i], lens[i])) != EMS_OK) goto cleanup;
     }
 cleanup:
     pthread_mutex_unlock(&q->run);
@@ -269,6 +307,11 @@ static char *inproc_dlq_message(void *state, const char *queue, size_t i, size_t
     return copy;
 }
 
+static void inproc_set_dlq_max_bytes(void *state, size_t bytes) {
+    inproc_bus *b = state;
+    atomic_store(&b->dlq_max_bytes, bytes);
+}
+
 const bus_driver bus_inproc_driver = {
     .name = "inproc",
     .open = inproc_open,
@@ -280,4 +323,5 @@ const bus_driver bus_inproc_driver = {
     .ready = inproc_ready,
     .dlq_count = inproc_dlq_count,
     .dlq_message = inproc_dlq_message,
+    .set_dlq_max_bytes = inproc_set_dlq_max_bytes,
 };

@@ -332,6 +332,20 @@ void ems_metrics_count(const char *name, const char *help, double n) {
 
 void ems_metrics_gauge(const char *name, const char *help, double v) { named_update(name, help, KIND_GAUGE, v); }
 
+void ems_metrics_count_labeled(const char *name, const char *help, const char *label, const char *value, double n) {
+    const char *const kv[] = {label, value, NULL};
+    label_key k;
+    if (n < 0 || isnan(n) || !name_valid(name) || !label || !value) return;
+    const char *labels = label_key_make(&k, kv);
+    if (!labels) return;
+    pthread_mutex_lock(&lock);
+    family *f = family_get(name, help, KIND_COUNTER);
+    series *s = f ? series_get(f, labels) : NULL;
+    if (s) s->value += n;
+    pthread_mutex_unlock(&lock);
+    label_key_done(&k);
+}
+
 static void render_sample(text *t, const char *name, const char *suffix, const char *labels, const char *extra,
                           double v) {
     text_str(t, name);

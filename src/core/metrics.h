@@ -18,6 +18,9 @@ void ems_metrics_bus(const char *queue, const char *verdict);
 /* A named counter (e.g. "ems_readings_stored_total") incremented by n. */
 void ems_metrics_count(const char *name, const char *help, double n);
 
+/* A named counter with one label (e.g. "queue", a queue name: bounded values only) incremented by n. */
+void ems_metrics_count_labeled(const char *name, const char *help, const char *label, const char *value, double n);
+
 /* A named gauge set to v. */
 void ems_metrics_gauge(const char *name, const char *help, double v);
 

@@ -167,6 +167,73 @@ static void test_dead_letters_are_bounded(void **state) {
     ems_bus_close(b);
 }
 
+/* Bytes of the dead letters `queue` keeps, and how many. */
+static size_t dlq_bytes(ems_bus *b, const char *queue, size_t *kept) {
+    size_t total = 0, len = 0, i = 0;
+    char *m;
+    while ((m = ems_bus_dlq_message(b, queue, i, &len)) != NULL) {
+        total += len;
+        free(m);
+        i++;
+    }
+    if (kept) *kept = i;
+    return total;
+}
+
+/* The value of `series` (a line's start, e.g. `x_total{queue="q"}`) in /metrics, or -1. */
+static double metric_value(const char *series) {
+    char *text = ems_metrics_render(NULL), *at = text ? strstr(text, series) : NULL;
+    double v = -1;
+    while (at && at != text && at[-1] != '\n') at = strstr(at + 1, series);
+    if (at && at[strlen(series)] == ' ') v = strtod(at + strlen(series) + 1, NULL);
+    free(text);
+    return v;
+}
+
+/*
+ * Sixty dead letters of 1 MiB (an unknown device's readings, in embedded
+ * mode) once held 60 MiB: the bytes kept stay under the bound (8 MiB by
+ * default, the oldest dropped first), every one is counted, and the dropped
+ * ones are counted in /metrics.
+ */
+static void test_dead_letters_are_bounded_in_bytes(void **state) {
+    (void)state;
+    ems_bus *b = open_inproc();
+    size_t big = (size_t)1 << 20, kept = 0;
+    char *body = malloc(big);
+    assert_non_null(body);
+    memset(body, 'x', big);
+    memcpy(body, "reject", 6);
+    assert_int_equal(ems_bus_consume(b, "t.big", 0, by_body, NULL), EMS_OK);
+    for (int i = 0; i < 60; i++) {
+        body[6] = (char)('A' + i % 26);
+        assert_int_equal(ems_bus_publish(b, "t.big", body, big), EMS_OK);
+    }
+    assert_int_equal(ems_bus_dlq_count(b, "t.big"), 60);
+    size_t held = dlq_bytes(b, "t.big", &kept);
+    assert_true(held <= (size_t)8 << 20);
+    assert_int_equal(kept, 8);
+    char *newest = ems_bus_dlq_message(b, "t.big", kept - 1, NULL);
+    assert_int_equal(newest[6], 'A' + 59 % 26); /* the newest stay */
+    free(newest);
+    assert_true(metric_value("ems_bus_dead_letters_dropped_total{queue=\"t.big\"}") == 52);
+    assert_true(metric_value("ems_bus_messages_total{queue=\"t.big\",verdict=\"reject\"}") == 60);
+
+    /* A smaller bound holds at once; a letter larger than the bound alone is counted and not kept. */
+    ems_bus_set_dlq_max_bytes(b, 3 * big + 10);
+    assert_int_equal(ems_bus_publish(b, "t.big", body, big), EMS_OK);
+    assert_true(dlq_bytes(b, "t.big", &kept) <= 3 * big + 10);
+    assert_int_equal(kept, 3);
+    ems_bus_set_dlq_max_bytes(b, big - 1);
+    assert_int_equal(ems_bus_publish(b, "t.big", body, big), EMS_OK);
+    assert_int_equal(dlq_bytes(b, "t.big", &kept), 0);
+    assert_int_equal(kept, 0);
+    assert_int_equal(ems_bus_dlq_count(b, "t.big"), 62);
+    assert_true(metric_value("ems_bus_dead_letters_dropped_total{queue=\"t.big\"}") == 62);
+    free(body);
+    ems_bus_close(b);
+}
+
 static void test_order_and_batches(void **state) {
     (void)state;
     ems_bus *b = open_inproc();
@@ -464,6 +531,7 @@ int main(void) {
         cmocka_unit_test(test_publish_without_consumer_is_again),
         cmocka_unit_test(test_verdicts_and_dead_letters),
         cmocka_unit_test(test_dead_letters_are_bounded),
+        cmocka_unit_test(test_dead_letters_are_bounded_in_bytes),
         cmocka_unit_test(test_order_and_batches),
         cmocka_unit_test(test_batch_stops_at_first_retry),
         cmocka_unit_test(test_body_is_nul_terminated),
