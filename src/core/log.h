@@ -5,7 +5,11 @@
  * prints
  *   ts=2026-11-27T10:00:00.123Z level=info event=http.listen port=8080
  *
- * The level is checked before anything is formatted.  Never pass a password,
+ * The level is checked before anything is formatted, and so is the limit on
+ * repeated lines: at most N lines of one event name per window (10 per 10 s
+ * unless ems_log_set_rate says otherwise), then one line
+ *   event=log.suppressed of=<event> lines=<K> window_ms=<W>
+ * counting the rest once the window is over.  Never pass a password,
  * a token or a key to these functions: nothing filters them out for you.
  * Thread-safe: each line is written with one write(2).
  */
@@ -23,6 +27,13 @@ int ems_log_level_parse(const char *name);
 void ems_log_set_level(ems_log_level level);
 /* Adds a fixed field to every line, e.g. ems_log_set_context("role=auth"). Copied. */
 void ems_log_set_context(const char *fields);
+
+#define EMS_LOG_RATE_LIMIT_DEFAULT 10
+#define EMS_LOG_RATE_WINDOW_MS_DEFAULT 10000
+/* At most `lines` lines of one event per `window_ms` (lines 0: no limit). */
+void ems_log_set_rate(unsigned lines, long window_ms);
+/* Writes the log.suppressed lines still owed (at exit, so that no count is lost). */
+void ems_log_flush(void);
 
 void ems_log_write(ems_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
