@@ -45,6 +45,15 @@ static const ems_conf_def common_conf[] = {
      "embedded: bytes of dead letters kept in memory per queue; the oldest are dropped first, and counted"},
     {"http_threads", "EMS_HTTP_THREADS", EMS_CONF_INT, "0", 0, 256, "HTTP worker threads (0: one per core)"},
     {"max_body", "EMS_MAX_BODY", EMS_CONF_INT, "1048576", 1024, 64 * 1024 * 1024, "largest request body in bytes"},
+    {"http_max_conns_per_ip", "EMS_HTTP_MAX_CONNS_PER_IP", EMS_CONF_INT, "-1", -1, 4096,
+     "HTTP connections one client address may hold (0: no limit; -1: 128 embedded, none behind the gateway)"},
+    {"http_conn_limit_exempt", "EMS_HTTP_CONN_LIMIT_EXEMPT", EMS_CONF_STR, "", 0, 0,
+     "addresses or CIDRs, comma-separated, the per-address limit spares (e.g. the gateway's)"},
+    {"http_header_timeout", "EMS_HTTP_HEADER_TIMEOUT", EMS_CONF_INT, "10", 1, 3600,
+     "seconds from accept to the end of a request's headers, however slowly they come"},
+    {"metrics_access", "EMS_METRICS_ACCESS", EMS_CONF_STR, "", 0, 0,
+     "who may GET /metrics: admin (an admin token or metrics_token) or public; default admin embedded, public behind the gateway"},
+    {"metrics_token", "EMS_METRICS_TOKEN", EMS_CONF_SECRET, "", 0, 0, "bearer secret that may read /metrics (a scraper's)"},
     {"jwt_public_key_file", "EMS_JWT_PUBLIC_KEY_FILE", EMS_CONF_STR, "", 0, 0,
      "ES256 public key (embedded default: <data_dir>/jwt-public.pem)"},
     {"jwt_private_key_file", "EMS_JWT_PRIVATE_KEY_FILE", EMS_CONF_STR, "", 0, 0,
@@ -288,6 +297,28 @@ static const ems_route config_routes[] = {
     {"GET", "/api/config", EMS_ACCESS_ANY, serve_config},
 };
 
+/*
+ * What a client may hold of the HTTP server, and who may read /metrics.  In
+ * embedded mode the server faces the clients itself; a distributed role
+ * faces only the gateway, which is every client's address and does not route
+ * /metrics, so neither limit is on there unless asked for.
+ */
+static ems_rc http_limits(const ems_conf *c, int embedded, ems_http_opts *o, char *err, size_t n) {
+    long per_ip = ems_conf_int(c, "http_max_conns_per_ip");
+    const char *access = ems_conf_str(c, "metrics_access");
+    if (!*access) access = embedded ? "admin" : "public";
+    if (strcmp(access, "admin") != 0 && strcmp(access, "public") != 0) {
+        snprintf(err, n, "metrics_access: '%s' is not admin or public", access);
+        return EMS_BAD_REQUEST;
+    }
+    o->max_conns_per_ip = per_ip >= 0 ? (unsigned)per_ip : embedded ? 128 : 0;
+    o->conn_limit_exempt = ems_conf_str(c, "http_conn_limit_exempt");
+    o->header_timeout_s = (unsigned)ems_conf_int(c, "http_header_timeout");
+    o->metrics_access = strcmp(access, "admin") == 0 ? EMS_ACCESS_ADMIN : EMS_ACCESS_ANY;
+    o->metrics_token = ems_conf_str(c, "metrics_token");
+    return EMS_OK;
+}
+
 static int serve(int argc, char **argv) {
     char err[512] = "";
     int status = 1;
@@ -369,6 +400,7 @@ static int serve(int argc, char **argv) {
         .jwt = jwt,
         .ingest_token = *ems_conf_str(c, "ingest_token") ? ems_conf_str(c, "ingest_token") : NULL,
     };
+    if (http_limits(c, embedded, &opts, err, sizeof err)) goto fail;
     if (!(http = ems_http_new(&opts))) {
         snprintf(err, sizeof err, "cannot create the HTTP server");
         goto fail;
