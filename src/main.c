@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "roles.h"
+#include "tz.h"
 #include "util.h"
 
 #ifndef EMS_VERSION
@@ -91,6 +92,8 @@ static const ems_conf_def common_conf[] = {
     {"replica_id", "REPLICA_ID", EMS_CONF_INT, "1", 1, 1024, "monitoring replica number"},
     {"replicas", "EMS_REPLICAS", EMS_CONF_INT, "4", 1, 1024, "number of monitoring replicas"},
     {"simulator_delay_ms", "SIMULATOR_DELAY_MS", EMS_CONF_INT, "0", 0, 60000, "monitoring: pause per reading (ms)"},
+    {"reading_tz", "EMS_READING_TZ", EMS_CONF_STR, "", 0, 0,
+     "IANA zone of reading timestamps written without one (default UTC); balancer and monitoring"},
     {"auth_service_host", "AUTH_SERVICE_HOST", EMS_CONF_STR, "", 0, 0, "URL of the auth role"},
     {"support_service_host", "SUPPORT_SERVICE_HOST", EMS_CONF_STR, "", 0, 0, "URL of the support role"},
 };
@@ -348,6 +351,13 @@ static int serve(int argc, char **argv) {
     int level = ems_log_level_parse(ems_conf_str(c, "log_level"));
     if (level < 0) {
         fprintf(stderr, "ems: log_level: '%s' is not one of debug, info, warn, error\n", ems_conf_str(c, "log_level"));
+        ems_conf_free(c);
+        return 2;
+    }
+    /* Every role is started with the zone, but a bad one is best refused before any of them. */
+    const char *reading_tz = ems_conf_str(c, "reading_tz");
+    if (*reading_tz && !ems_tz_valid(reading_tz)) {
+        fprintf(stderr, "ems: reading_tz: '%s' is not an IANA time zone (such as Europe/Bucharest)\n", reading_tz);
         ems_conf_free(c);
         return 2;
     }

@@ -19,48 +19,16 @@
 #define TS_MIN 946684800000LL
 #define TS_MAX 4102444800000LL
 
-static int digits(const char **p, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (!isdigit((unsigned char)**p)) return -1;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return 0;
+ems_rc readings_zone_open(const char *name, ems_tz **out, char *err, size_t errlen) {
+    char why[200];
+    *out = NULL;
+    if (!name || !*name) return EMS_OK;
+    ems_rc rc = ems_tz_open(name, out, why, sizeof why);
+    if (rc) snprintf(err, errlen, "reading_tz: %s", why);
+    return rc;
 }
 
-int iso8601_parse(const char *s, int64_t *ms) {
-    int y, mo, d, h, mi, sec, frac = 0, fdigits = 0;
-    const char *p = s;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d) ||
-        (*p != 'T' && *p != ' ') || !*p++ || digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) ||
-        *p++ != ':' || digits(&p, 2, &sec))
-        return -1;
-    if (*p == '.') {
-        for (p++; isdigit((unsigned char)*p); p++)
-            if (fdigits < 3) frac = frac * 10 + (*p - '0'), fdigits++;
-        if (fdigits == 0) return -1;
-        while (fdigits < 3) frac *= 10, fdigits++;
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (digits(&p, 2, &oh)) return -1;
-        if (*p == ':') p++;
-        if (digits(&p, 2, &om) || oh > 23 || om > 59) return -1;
-        offset_min = sign * (oh * 60 + om);
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
-    time_t t = timegm(&tm);
-    if (tm.tm_mday != d) return -1; /* 31 April and friends */
-    *ms = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + frac;
-    return 0;
-}
-
-static int timestamp_of(const json_t *v, int64_t *ms) {
+static int timestamp_of(const json_t *v, ems_tz *zone, int64_t *ms) {
     if (json_is_integer(v)) {
         *ms = json_integer_value(v);
     } else if (json_is_real(v)) {
@@ -68,13 +36,13 @@ static int timestamp_of(const json_t *v, int64_t *ms) {
         /* Range first: casting a double outside int64_t's range is undefined. */
         if (!isfinite(d) || d != floor(d) || d < TS_MIN || d >= TS_MAX) return -1;
         *ms = (int64_t)d;
-    } else if (!json_is_string(v) || iso8601_parse(json_string_value(v), ms)) {
+    } else if (!json_is_string(v) || ems_iso8601_parse(json_string_value(v), zone, ms)) {
         return -1;
     }
     return *ms >= TS_MIN && *ms < TS_MAX ? 0 : -1;
 }
 
-static int one(const json_t *o, reading *r, char *err, size_t errlen) {
+static int one(const json_t *o, ems_tz *zone, reading *r, char *err, size_t errlen) {
     if (!json_is_object(o)) {
         snprintf(err, errlen, "a reading must be an object");
         return -1;
@@ -100,7 +68,7 @@ static int one(const json_t *o, reading *r, char *err, size_t errlen) {
         snprintf(err, errlen, "device_id must be a UUID");
         return -1;
     }
-    if (timestamp_of(ts, &r->ts_ms)) {
+    if (timestamp_of(ts, zone, &r->ts_ms)) {
         snprintf(err, errlen, "timestamp must be epoch milliseconds or ISO-8601 between 2000 and 2100");
         return -1;
     }
@@ -111,7 +79,7 @@ static int one(const json_t *o, reading *r, char *err, size_t errlen) {
     return 0;
 }
 
-ems_rc readings_parse_json(const json_t *root, reading **out, size_t *n, char *err, size_t errlen) {
+ems_rc readings_parse_json(const json_t *root, ems_tz *zone, reading **out, size_t *n, char *err, size_t errlen) {
     size_t count = json_is_array(root) ? json_array_size(root) : 1;
     if (count == 0 || count > READINGS_MAX_PER_MESSAGE) {
         snprintf(err, errlen, "a message holds 1 to %d readings", READINGS_MAX_PER_MESSAGE);
@@ -122,7 +90,7 @@ ems_rc readings_parse_json(const json_t *root, reading **out, size_t *n, char *e
     for (size_t i = 0; i < count; i++) {
         const json_t *o = json_is_array(root) ? json_array_get(root, i) : root;
         char why[160];
-        if (one(o, &r[i], why, sizeof why)) {
+        if (one(o, zone, &r[i], why, sizeof why)) {
             snprintf(err, errlen, "reading %zu: %s", i, why);
             free(r);
             return EMS_BAD_REQUEST;
@@ -173,7 +141,8 @@ typedef struct {
 
 typedef struct {
     const char *start, *p, *end;
-    char *err; /* syntax error, set once */
+    ems_tz *zone; /* places ISO-8601 timestamps without a zone; NULL: UTC */
+    char *err;    /* syntax error, set once */
     size_t errlen;
     int failed;
 } cursor;
@@ -455,7 +424,7 @@ static int field_value(cursor *c, int key, int depth, field *f) {
         if (cap > sizeof small && !(text = malloc(cap))) return syntax(c, "out of memory");
         if (cap <= sizeof small) cap = sizeof small;
         int rc = string_value(c, text, cap, &f->len);
-        f->ts_ok = rc == 0 && strlen(text) == f->len && iso8601_parse(text, &f->ts_ms) == 0;
+        f->ts_ok = rc == 0 && strlen(text) == f->len && ems_iso8601_parse(text, c->zone, &f->ts_ms) == 0;
         if (text != small) free(text);
         return rc;
     }
@@ -543,8 +512,9 @@ static int reading_object(cursor *c, int depth, reading *r, char *why, size_t wh
     return 0;
 }
 
-ems_rc readings_parse(const char *body, size_t len, reading **out, size_t *n, char *err, size_t errlen) {
-    cursor c = {.start = body, .p = body, .end = body + len, .err = err, .errlen = errlen};
+ems_rc readings_parse(const char *body, size_t len, ems_tz *zone, reading **out, size_t *n, char *err,
+                      size_t errlen) {
+    cursor c = {.start = body, .p = body, .end = body + len, .zone = zone, .err = err, .errlen = errlen};
     reading *rs = NULL;
     size_t count = 0, cap = 0, bad_at = 0;
     int bad = 0, array = 0;

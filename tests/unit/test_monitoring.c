@@ -65,6 +65,7 @@ static const ems_conf_def test_conf[] = {
     {"replica_id", NULL, EMS_CONF_INT, "1", 1, 1024, ""},
     {"replicas", NULL, EMS_CONF_INT, "4", 1, 1024, ""},
     {"simulator_delay_ms", NULL, EMS_CONF_INT, "0", 0, 60000, ""},
+    {"reading_tz", NULL, EMS_CONF_STR, "", 0, 0, ""},
 };
 
 /* Notifications as devices' relay delivered them to a stand-in for ws. */

@@ -70,11 +70,32 @@ static void bad_zones_and_dates(void **state) {
     assert_int_not_equal(ems_date_parse("2026-02-28x", &y, &m, &d), 0);
 }
 
+/* The wall-time rule: a gap moves forward by the gap, an overlap takes the earlier instant (java.time's). */
+static void gap_and_overlap(void **state) {
+    (void)state;
+    ems_tz *z = zone("Europe/Bucharest");
+    int64_t ms;
+    ems_civil gap = {2026, 3, 29, 3, 30, 0, 0}, overlap = {2026, 10, 25, 3, 30, 0, 0};
+    assert_int_equal(ems_tz_from_local(z, &gap, &ms), 0);
+    assert_int_equal(ms, 1774747800000LL); /* 2026-03-29T01:30Z = 04:30 EEST */
+    assert_int_equal(ems_tz_from_local(z, &overlap, &ms), 0);
+    assert_int_equal(ms, 1792888200000LL); /* 2026-10-25T00:30Z = 03:30 EEST, the first time */
+    ems_tz_free(z);
+    char buf[40];
+    ems_iso8601_utc(1710028800123LL, buf, sizeof buf);
+    assert_string_equal(buf, "2024-03-10T00:00:00.123Z");
+    ems_iso_time t;
+    assert_int_equal(ems_iso8601_scan("2026-11-20", &t), 0);
+    assert_false(t.has_time);
+    assert_int_not_equal(ems_iso8601_parse("2026-11-20", NULL, &ms), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dst_days),
         cmocka_unit_test(odd_offsets),
         cmocka_unit_test(bad_zones_and_dates),
+        cmocka_unit_test(gap_and_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,7 @@ typedef struct balancer_role {
     const char *input;
     unsigned replicas;
     char (*queues)[300]; /* queues[r - 1]: replica r */
+    ems_tz *zone;        /* reading_tz: places timestamps without a zone (NULL: UTC) */
 } balancer_role;
 
 static int group_add(replica_group *g, const reading *r) {
@@ -80,7 +81,7 @@ static void balancer_on_readings(const char *queue, const ems_bus_msg *msgs, siz
         reading *rs = NULL;
         size_t nr = 0;
         char err[256];
-        if (readings_parse(msgs[i].body, msgs[i].len, &rs, &nr, err, sizeof err) != EMS_OK) {
+        if (readings_parse(msgs[i].body, msgs[i].len, b->zone, &rs, &nr, err, sizeof err) != EMS_OK) {
             verdicts[i] = EMS_BUS_REJECT;
             ems_log(EMS_LOG_WARN, "balancer.malformed", "queue=%s len=%zu reason=\"%s\"", queue, msgs[i].len, err);
             ems_metrics_count("ems_balancer_malformed_total", "messages of readings that could not be parsed", 1);
@@ -109,6 +110,7 @@ static void balancer_stop(void *state) {
     balancer_role *b = state;
     if (!b) return;
     free(b->queues);
+    ems_tz_free(b->zone);
     free(b);
 }
 
@@ -121,6 +123,12 @@ static ems_rc balancer_start(ems_role_env *env, void **state) {
     b->env = env;
     b->input = ems_conf_str(c, "rabbitmq_data_collection_queue");
     b->replicas = (unsigned)ems_conf_int(c, "replicas");
+    /* The same zone as monitoring's: a message must get the same verdict wherever it is parsed. */
+    char err[256];
+    if ((rc = readings_zone_open(ems_conf_str(c, "reading_tz"), &b->zone, err, sizeof err)) != EMS_OK) {
+        ems_log(EMS_LOG_ERROR, "balancer.config", "reason=\"%s\"", err);
+        goto cleanup;
+    }
     if (!(b->queues = calloc(b->replicas, sizeof *b->queues))) {
         rc = EMS_NOMEM;
         goto cleanup;

@@ -99,15 +99,15 @@ static void sleep_ms(long ms) {
  * Parses every message; a message that does not parse is rejected (to the
  * dead-letter queue) and counted.  The others' readings are appended to *out.
  */
-static ems_rc parse_batch(const char *queue, const ems_bus_msg *msgs, size_t n, ems_verdict *verdicts,
-                          batch_reading **out, size_t *nout) {
+static ems_rc parse_batch(monitoring_role *m, const char *queue, const ems_bus_msg *msgs, size_t n,
+                          ems_verdict *verdicts, batch_reading **out, size_t *nout) {
     batch_reading *all = NULL;
     size_t nall = 0, cap = 0;
     for (size_t i = 0; i < n; i++) {
         reading *rs = NULL;
         size_t nr = 0;
         char err[256];
-        if (readings_parse(msgs[i].body, msgs[i].len, &rs, &nr, err, sizeof err) != EMS_OK) {
+        if (readings_parse(msgs[i].body, msgs[i].len, m->reading_tz, &rs, &nr, err, sizeof err) != EMS_OK) {
             verdicts[i] = EMS_BUS_REJECT;
             ems_log(EMS_LOG_WARN, "monitoring.malformed", "queue=%s len=%zu reason=\"%s\"", queue, msgs[i].len, err);
             ems_metrics_count("ems_readings_malformed_total", "messages of readings that could not be parsed", 1);
@@ -557,7 +557,7 @@ void monitoring_on_readings(const char *queue, const ems_bus_msg *msgs, size_t n
     monitoring_role *m = ctx;
     batch_reading *br = NULL;
     size_t nr = 0;
-    ems_rc rc = parse_batch(queue, msgs, n, verdicts, &br, &nr);
+    ems_rc rc = parse_batch(m, queue, msgs, n, verdicts, &br, &nr);
     if (!rc && nr) rc = store_committed(m, queue, br, nr);
     if (rc) {
         /* Nothing was committed: every message that parsed comes again. */
@@ -604,7 +604,7 @@ ems_rc monitoring_post_readings(ems_req *req, ems_resp *resp, void *ctx) {
     char err[256];
     ems_rc rc;
     if (!req->raw_body) return ems_fail(resp, EMS_BAD_REQUEST, "expected a reading or an array of readings");
-    if ((rc = readings_parse(req->raw_body, req->raw_len, &rs, &n, err, sizeof err)) != EMS_OK)
+    if ((rc = readings_parse(req->raw_body, req->raw_len, m->reading_tz, &rs, &n, err, sizeof err)) != EMS_OK)
         return rc == EMS_NOMEM ? rc : ems_fail(resp, EMS_BAD_REQUEST, "%s", err);
     rc = m->embedded ? post_embedded(m, rs, n) : post_to_balancer(m, rs, n);
     if (rc == EMS_NOMEM)

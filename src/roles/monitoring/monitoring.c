@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "reading.h"
 #include "roles.h"
 #include "util.h"
 
@@ -149,6 +150,7 @@ static void monitoring_stop(void *state) {
     monitoring_state *s = state;
     if (!s) return;
     pthread_mutex_destroy(&s->role.write_lock);
+    ems_tz_free(s->role.reading_tz);
     free(s->queues);
     free(s);
 }
@@ -169,6 +171,11 @@ static ems_rc monitoring_start(ems_role_env *env, void **state) {
     s->role.queue_prefix = prefix;
     s->role.replicas = (unsigned)replicas;
     pthread_mutex_init(&s->role.write_lock, NULL);
+    char err[256];
+    if ((rc = readings_zone_open(ems_conf_str(c, "reading_tz"), &s->role.reading_tz, err, sizeof err)) != EMS_OK) {
+        ems_log(EMS_LOG_ERROR, "monitoring.config", "reason=\"%s\"", err);
+        goto cleanup;
+    }
     s->nqueues = (size_t)(last - first + 1);
     if (!(s->queues = calloc(s->nqueues, sizeof *s->queues))) {
         rc = EMS_NOMEM;

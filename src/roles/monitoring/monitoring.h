@@ -14,6 +14,7 @@
 
 #include "role.h"
 #include "store.h"
+#include "tz.h"
 
 /* Quarter hours and hours in epoch milliseconds. */
 #define MON_BUCKET_MS 900000LL
@@ -28,6 +29,7 @@ typedef struct monitoring_role {
     const char *queue_prefix;   /* internal.loadbalancer.monitoring.queue. */
     unsigned replicas;          /* how many replica queues the balancer spreads devices over */
     pthread_mutex_t write_lock; /* embedded: one writing transaction at a time */
+    ems_tz *reading_tz;         /* places reading timestamps without a zone (NULL: UTC) */
 } monitoring_role;
 
 /* UTC quarter hour and hour a reading at ts falls in. */
