@@ -174,9 +174,18 @@ ems_rc ems_conf_load(ems_conf *c, const char *file, int argc, char **argv, char 
     return EMS_OK;
 }
 
+/*
+ * Asking for a key no table declares is a programming error (a typo, or a
+ * role reading another's option without declaring it), not an unset value:
+ * it stops the process at the first read, which is at start-up.
+ */
 const char *ems_conf_str(const ems_conf *c, const char *key) {
     const conf_entry *e = conf_find(c, key);
-    return e ? e->value : NULL;
+    if (!e) {
+        fprintf(stderr, "conf: no table declares the key \"%s\" (a programming error)\n", key);
+        abort();
+    }
+    return e->value;
 }
 
 long ems_conf_int(const ems_conf *c, const char *key) {

@@ -53,7 +53,10 @@ ems_rc ems_conf_load(ems_conf *c, const char *file, int argc, char **argv, char 
 /* Sets one value as if from a flag; validates it. */
 ems_rc ems_conf_set(ems_conf *c, const char *key, const char *value, char *err, size_t errlen);
 
-/* Getters: NULL / 0 when the key is unknown or unset. */
+/*
+ * Getters: NULL / 0 when the key is unset.  A key that no table added is a
+ * programming error: the process aborts with a message naming it.
+ */
 const char *ems_conf_str(const ems_conf *c, const char *key);
 long ems_conf_int(const ems_conf *c, const char *key);
 int ems_conf_bool(const ems_conf *c, const char *key);

@@ -9,6 +9,9 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -50,7 +53,27 @@ static void defaults_apply(void **state) {
     assert_string_equal(ems_conf_str(c, "name"), "ems");
     assert_false(ems_conf_bool(c, "verbose"));
     assert_null(ems_conf_str(c, "unset"));
-    assert_null(ems_conf_str(c, "no_such_key"));
+    ems_conf_free(c);
+}
+
+/* Asking for a key no table declares stops the process: a typo must not read as "unset". */
+static void unknown_key_aborts(void **state) {
+    (void)state;
+    ems_conf *c = fresh();
+    char err[128];
+    assert_int_equal(ems_conf_load(c, NULL, 0, NULL, err, sizeof err), EMS_OK);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        ems_conf_int(c, "no_such_key");
+        _exit(0); /* reached only if the getter returned */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
     ems_conf_free(c);
 }
 
@@ -140,7 +163,8 @@ static void help_hides_secrets(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(defaults_apply),          cmocka_unit_test(layers_override_in_order),
+        cmocka_unit_test(defaults_apply),          cmocka_unit_test(unknown_key_aborts),
+        cmocka_unit_test(layers_override_in_order),
         cmocka_unit_test(flag_forms),              cmocka_unit_test(bad_values_name_the_key),
         cmocka_unit_test(bad_env_names_variable),  cmocka_unit_test(bad_file_line),
         cmocka_unit_test(help_hides_secrets),
