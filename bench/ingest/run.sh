@@ -390,8 +390,10 @@ read -r port ws_port <<<"$(free_ports 2)"
 admin_password=$(openssl rand -hex 16)
 ingest_token=$(openssl rand -hex 24)
 say "(c) ems serve on 127.0.0.1:$port"
+# The bench reads ems_readings_stored_total from /metrics, which embedded mode keeps for
+# administrators unless told otherwise.
 EMS_ADMIN_PASSWORD=$admin_password EMS_INGEST_TOKEN=$ingest_token EMS_BIND=127.0.0.1 EMS_WS_PORT=$ws_port \
-    EMS_LOG_LEVEL=${EMS_LOG_LEVEL:-warn} setsid "$EMS" serve --port "$port" --data-dir "$tmp/ems-data" \
+    EMS_METRICS_ACCESS=public EMS_LOG_LEVEL=${EMS_LOG_LEVEL:-warn} setsid "$EMS" serve --port "$port" --data-dir "$tmp/ems-data" \
     --sql-dir "$ROOT/sql" >"$tmp/logs/ems.log" 2>&1 </dev/null &
 echo $! >"$tmp/run/ems.pid"
 ems_pid=$!

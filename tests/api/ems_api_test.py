@@ -444,8 +444,8 @@ def readyz_is_200_when_ready():
 @test
 def metrics_is_prometheus_text_with_ems_http_requests_total():
     for base in Env.roles:
-        r = send("GET", "/metrics", base=base)
-        eq(r.status, 200, f"GET {base.netloc}/metrics: {r}")
+        r = send("GET", "/metrics", base=base, who=F.admin)
+        eq(r.status, 200, f"GET {base.netloc}/metrics as an administrator: {r}")
         assert r.ctype == "text/plain", f"Content-Type {r.ctype!r}: {r}"
         assert b"ems_http_requests_total" in r.data, f"no ems_http_requests_total in {r}"
 
@@ -861,7 +861,10 @@ MATRIX = [
     Row("GET", "/api/config", (200, 200, 200, 200), lambda w, st: ("/api/config", None)),
     Row("GET", "/healthz", (200, 200, 200, 200), lambda w, st: ("/healthz", None)),
     Row("GET", "/readyz", (200, 200, 200, 200), lambda w, st: ("/readyz", None), roles=True),
-    Row("GET", "/metrics", (200, 200, 200, 200), lambda w, st: ("/metrics", None), roles=True),
+    # Embedded, /metrics is for administrators (EMS_METRICS_ACCESS=admin); a distributed role's is
+    # public on its own port, which only the gateway's network reaches.
+    Row("GET", "/metrics", (401, 403, 403, 200) if os.environ.get("EMS_MODE") == "embedded" else (200, 200, 200, 200),
+        lambda w, st: ("/metrics", None), roles=True),
 ]
 DENIED = {401: "unauthorized", 403: "forbidden"}
 
