@@ -1,5 +1,5 @@
 /*
- * test_util.c — text checks, LIKE escaping, URL escaping, and the auth
+ * test_util.c — text checks (strict UTF-8, names that show), LIKE escaping, URL escaping, and the auth
  * role's login limiter.
  */
 #include <stdarg.h>
@@ -26,6 +26,83 @@ static void text_rules(void **state) {
     assert_false(ems_text_ok("overlong \xc0\xaf", 0, 100));
     assert_false(ems_text_ok("cut \xe2\x82", 0, 100));
     assert_false(ems_text_ok(NULL, 0, 10));
+}
+
+/* Every sequence a strict decoder refuses (RFC 3629 section 4), beside its nearest valid neighbours. */
+static void text_is_strict_utf8(void **state) {
+    (void)state;
+    static const char *bad[] = {
+        "\xe0\x80\xaf",         /* '/' overlong in three bytes */
+        "\xe0\x9f\xbf",         /* U+07FF overlong in three bytes */
+        "\xf0\x80\x80\xaf",     /* '/' overlong in four bytes */
+        "\xf0\x8f\xbf\xbf",     /* U+FFFF overlong in four bytes */
+        "\xc1\xbf",             /* overlong in two bytes */
+        "\xed\xa0\x80",         /* U+D800, a high surrogate */
+        "\xed\xbf\xbf",         /* U+DFFF, a low surrogate */
+        "\xed\xa0\xbd\xed\xb8\x80", /* a surrogate pair, CESU-8 style */
+        "\xf4\x90\x80\x80",     /* U+110000 */
+        "\xf5\x80\x80\x80",     /* lead byte past U+10FFFF */
+        "\xf8\x88\x80\x80\x80", /* five bytes */
+        "\x80",                 /* a lone continuation byte */
+        "a\xc3",                /* cut after the lead byte */
+        "\xf0\x9f\x98",         /* cut in the fourth byte */
+        "\xe2\x82x",            /* a continuation replaced by ASCII */
+        "\xc2\x85",             /* U+0085, a C1 control (NEL) */
+        "\xc2\x9f",             /* U+009F, the last C1 control */
+        "\x7f",                 /* DEL */
+        "line\nbreak",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (ems_text_ok(bad[i], 0, 100)) fail_msg("accepted bad[%zu]", i);
+    }
+    static const char *good[] = {
+        "\xc2\xa0",         /* U+00A0, first after the C1 block */
+        "\xdf\xbf",         /* U+07FF */
+        "\xe0\xa0\x80",     /* U+0800, shortest three-byte */
+        "\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
+        "\xee\x80\x80",     /* U+E000, just above them */
+        "\xef\xbf\xbd",     /* U+FFFD */
+        "\xf0\x90\x80\x80", /* U+10000, shortest four-byte */
+        "\xf0\x9f\x98\x80", /* an emoji */
+        "\xf4\x8f\xbf\xbf", /* U+10FFFF, the last code point */
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (!ems_text_ok(good[i], 1, 1)) fail_msg("refused good[%zu]", i);
+    }
+}
+
+static void text_visible_needs_something_that_shows(void **state) {
+    (void)state;
+    static const char *blank[] = {
+        "",
+        "   ",
+        "\xc2\xad",                     /* U+00AD soft hyphen */
+        "\xe2\x80\x8b\xe2\x80\x8b",     /* U+200B zero-width spaces */
+        "\xef\xbb\xbf",                 /* U+FEFF */
+        "\xe2\x81\xa0",                 /* U+2060 word joiner */
+        "\xe2\x80\x8c\xe2\x80\x8d",     /* ZWNJ, ZWJ */
+        "\xcc\x81\xcc\x88",             /* combining acute and diaeresis, no base */
+        "\xc2\xa0\xe3\x80\x80",         /* no-break and ideographic spaces */
+        "\xe2\x80\xae",                 /* RIGHT-TO-LEFT OVERRIDE */
+        "\xe3\x85\xa4",                 /* U+3164 Hangul filler */
+        "\xe2\xa0\x80",                 /* U+2800 blank Braille pattern */
+        "\xef\xb8\x8f",                 /* U+FE0F variation selector */
+        "\xf3\xa0\x80\x81",             /* U+E0001 language tag */
+        "\xe1\x85\x9f",                 /* U+115F Hangul choseong filler */
+        "\xe2\x81\xa4",                 /* U+2064 invisible plus */
+        "\xc0\xa1",                     /* not UTF-8 at all */
+    };
+    for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
+        if (ems_text_visible(blank[i])) fail_msg("blank[%zu] taken as visible", i);
+    }
+    assert_false(ems_text_visible(NULL));
+    static const char *shown[] = {
+        "a", " \xe2\x80\x8bx\xe2\x80\x8b ", "e\xcc\x81", "Zo\xc3\xab", "\xe6\x9d\x8e", "\xf0\x9f\x98\x80", ".",
+        "\xd8\xa7", /* Arabic alef */
+    };
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
+        if (!ems_text_visible(shown[i])) fail_msg("shown[%zu] taken as blank", i);
+    }
 }
 
 static void like_escapes_wildcards(void **state) {
@@ -91,6 +168,8 @@ static void limiter_not_reset_by_other_usernames(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_rules),
+        cmocka_unit_test(text_is_strict_utf8),
+        cmocka_unit_test(text_visible_needs_something_that_shows),
         cmocka_unit_test(like_escapes_wildcards),
         cmocka_unit_test(url_escape),
         cmocka_unit_test(limiter_counts_failures_per_username),

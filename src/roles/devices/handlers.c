@@ -38,6 +38,7 @@ typedef struct {
 
 static ems_rc check_device(ems_resp *resp, const device_input *in) {
     if (in->name && !ems_text_ok(in->name, 1, 100)) return ems_fail(resp, EMS_BAD_REQUEST, "name must be 1-100 characters");
+    if (in->name && !ems_text_visible(in->name)) return ems_fail(resp, EMS_BAD_REQUEST, "name must have a visible character");
     if (in->description && !ems_text_ok(in->description, 0, 500))
         return ems_fail(resp, EMS_BAD_REQUEST, "description must be at most 500 characters");
     if (in->address && !ems_text_ok(in->address, 0, 200))

@@ -115,6 +115,8 @@ static ems_rc users_patch(ems_req *req, ems_resp *resp, void *ctx) {
         return ems_fail(resp, EMS_BAD_REQUEST, "give at least one of first_name, last_name, email, address");
     if (first && !ems_text_ok(first, 1, 100)) return ems_fail(resp, EMS_BAD_REQUEST, "first_name must be 1-100 characters");
     if (last && !ems_text_ok(last, 1, 100)) return ems_fail(resp, EMS_BAD_REQUEST, "last_name must be 1-100 characters");
+    if (first && !ems_text_visible(first)) return ems_fail(resp, EMS_BAD_REQUEST, "first_name must have a visible character");
+    if (last && !ems_text_visible(last)) return ems_fail(resp, EMS_BAD_REQUEST, "last_name must have a visible character");
     if (email) {
         const char *at = strchr(email, '@');
         if (!ems_text_ok(email, 3, 254) || !at || at == email || !at[1] || strchr(at + 1, '@') || strchr(email, ' '))
