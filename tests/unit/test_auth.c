@@ -1,7 +1,8 @@
 /*
  * test_auth.c — tokens refuse every forgery the gateway could be handed
  * (alg=none, HS256 keyed with the public key, tampered payload or signature,
- * expired, another key pair), passwords hash with argon2id, ids are UUIDs.
+ * expired, another key pair), passwords hash with argon2id, ids are UUIDs;
+ * and the auth role believes X-Real-IP only from the proxies it was told of.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "auth/client.h"
 
 typedef struct {
     char dir[64];
@@ -218,6 +220,54 @@ static void uuids(void **state) {
     assert_int_equal(ems_role_parse("root"), EMS_ROLE_NONE);
 }
 
+static void trusted_proxies_parse_and_match(void **state) {
+    (void)state;
+    auth_proxies t;
+    char err[128] = "";
+    assert_int_equal(auth_proxies_parse("10.0.0.0/8, 192.168.1.7,fd00::/8", 1, &t, err, sizeof err), EMS_OK);
+    assert_int_equal(t.n, 3);
+    assert_true(auth_proxies_trust(&t, "10.200.3.4"));
+    assert_true(auth_proxies_trust(&t, "::ffff:10.0.0.1")); /* an IPv4 peer on a dual-stack socket */
+    assert_true(auth_proxies_trust(&t, "192.168.1.7"));
+    assert_false(auth_proxies_trust(&t, "192.168.1.8"));
+    assert_false(auth_proxies_trust(&t, "11.0.0.1"));
+    assert_true(auth_proxies_trust(&t, "fd12::1"));
+    assert_false(auth_proxies_trust(&t, "fe80::1"));
+    assert_false(auth_proxies_trust(&t, "local"));
+
+    assert_int_equal(auth_proxies_parse("172.16.0.0/12", 0, &t, err, sizeof err), EMS_OK);
+    assert_true(auth_proxies_trust(&t, "172.31.255.255"));
+    assert_false(auth_proxies_trust(&t, "172.32.0.0"));
+}
+
+static void trusted_proxies_default_by_mode(void **state) {
+    (void)state;
+    auth_proxies t;
+    char err[128] = "";
+    /* Embedded: clients reach the server directly, so nobody's X-Real-IP is believed. */
+    assert_int_equal(auth_proxies_parse("", 1, &t, err, sizeof err), EMS_OK);
+    assert_int_equal(t.n, 0);
+    assert_false(auth_proxies_trust(&t, "127.0.0.1"));
+    /* --role: behind the gateway, on loopback or a private network. */
+    assert_int_equal(auth_proxies_parse("", 0, &t, err, sizeof err), EMS_OK);
+    assert_true(auth_proxies_trust(&t, "127.0.0.1"));
+    assert_true(auth_proxies_trust(&t, "10.0.1.5"));
+    assert_false(auth_proxies_trust(&t, "203.0.113.9"));
+    assert_int_equal(auth_proxies_parse("none", 0, &t, err, sizeof err), EMS_OK);
+    assert_false(auth_proxies_trust(&t, "127.0.0.1"));
+}
+
+static void trusted_proxies_bad_entries_named(void **state) {
+    (void)state;
+    auth_proxies t;
+    const char *bad[] = {"10.0.0.0/33", "10.0.0.0/", "10.0.0/8", "::1/129", "gateway", "10.0.0.1/8x", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        char err[128] = "";
+        assert_int_equal(auth_proxies_parse(bad[i], 1, &t, err, sizeof err), EMS_BAD_REQUEST);
+        assert_non_null(strstr(err, bad[i]));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sign_and_verify_round_trip), cmocka_unit_test(expired_token_refused),
@@ -225,7 +275,8 @@ int main(void) {
         cmocka_unit_test(tampered_tokens_refused),    cmocka_unit_test(other_key_pair_refused),
         cmocka_unit_test(garbage_refused),            cmocka_unit_test(verify_only_cannot_sign),
         cmocka_unit_test(bearer_parsing),             cmocka_unit_test(passwords),
-        cmocka_unit_test(uuids),
+        cmocka_unit_test(uuids),                      cmocka_unit_test(trusted_proxies_parse_and_match),
+        cmocka_unit_test(trusted_proxies_default_by_mode), cmocka_unit_test(trusted_proxies_bad_entries_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
 /*
- * test_util.c — text checks (strict UTF-8, names that show), LIKE escaping, URL escaping, and the auth
- * role's login limiter.
+ * test_util.c — text checks (strict UTF-8, names that show), LIKE escaping,
+ * URL escaping, and the auth role's limiter (logins, registrations,
+ * password changes).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,46 +123,108 @@ static void url_escape(void **state) {
     free(s);
 }
 
-static void limiter_counts_failures_per_username(void **state) {
+static limiter *limiter_with(int rate, int pair, int user, int reg_min, int reg_hour, int pw) {
+    limiter_conf c = {.login_rate = rate, .login_max_failures = pair, .login_max_failures_user = user,
+                      .login_window_s = 300, .register_rate = reg_min, .register_hourly = reg_hour,
+                      .password_max_failures = pw, .password_window_s = 300};
+    limiter *l = limiter_new(&c);
+    assert_non_null(l);
+    return l;
+}
+
+static void limiter_counts_failures_per_username_and_address(void **state) {
     (void)state;
-    limiter *l = limiter_new(1000, 3, 300);
+    limiter *l = limiter_with(1000, 3, 100, 5, 50, 5);
     int64_t t = 1000000;
-    for (int i = 0; i < 3; i++) {
-        assert_true(limiter_allow(l, "10.0.0.1", "Bob", t));
-        limiter_failure(l, "bob", t);
+    for (int i = 0; i < 3; i++) assert_int_equal(limiter_login(l, "10.0.0.1", "Bob", t), 0); /* all wrong */
+    int wait = limiter_login(l, "10.0.0.1", "BOB", t + 1000);                               /* any case */
+    assert_int_equal(wait, 299);                                                             /* Retry-After */
+    /* The owner at another address is not locked out by the guesser's failures. */
+    assert_int_equal(limiter_login(l, "10.0.0.2", "bob", t + 1000), 0);
+    limiter_login_ok(l, "10.0.0.2", "bob", t + 1000);
+    assert_int_equal(limiter_login(l, "10.0.0.1", "carol", t + 1), 0); /* others unaffected */
+    assert_int_equal(limiter_login(l, "10.0.0.1", "bob", t + 300 * 1000), 0); /* window over */
+    limiter_login_ok(l, "10.0.0.1", "bob", t + 300 * 1000);
+    for (int i = 0; i < 2; i++) assert_int_equal(limiter_login(l, "10.0.0.1", "bob", t + 300 * 1000 + 1), 0);
+    limiter_free(l);
+}
+
+static void limiter_caps_failures_per_username_from_all_addresses(void **state) {
+    (void)state;
+    limiter *l = limiter_with(1000, 5, 20, 5, 50, 5);
+    int64_t t = 2000000;
+    char ip[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(ip, sizeof ip, "10.1.%d.%d", i / 250, i % 250);
+        assert_int_equal(limiter_login(l, ip, "dave", t), 0);
     }
-    assert_false(limiter_allow(l, "10.0.0.2", "BOB", t + 1)); /* any address, any case */
-    assert_true(limiter_allow(l, "10.0.0.1", "carol", t + 1)); /* others unaffected */
-    assert_true(limiter_allow(l, "10.0.0.1", "bob", t + 300 * 1000)); /* window over */
-    limiter_failure(l, "bob", t + 300 * 1000);
-    limiter_success(l, "bob");
-    assert_true(limiter_allow(l, "10.0.0.1", "bob", t + 300 * 1000 + 1));
+    assert_true(limiter_login(l, "192.168.9.9", "dave", t) > 0); /* ceiling: even a fresh address waits */
+    assert_int_equal(limiter_login(l, "192.168.9.9", "erin", t), 0);
+    limiter_free(l);
+}
+
+static void limiter_forgives_a_right_login(void **state) {
+    (void)state;
+    limiter *l = limiter_with(1000, 3, 100, 5, 50, 5);
+    int64_t t = 3000000;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 2; i++) assert_int_equal(limiter_login(l, "10.0.0.1", "frank", t), 0);
+        assert_int_equal(limiter_login(l, "10.0.0.1", "frank", t), 0); /* the third is right */
+        limiter_login_ok(l, "10.0.0.1", "frank", t);
+    }
     limiter_free(l);
 }
 
 static void limiter_caps_attempts_per_address(void **state) {
     (void)state;
-    limiter *l = limiter_new(5, 100, 300);
+    limiter *l = limiter_with(5, 100, 1000, 5, 50, 5);
     int64_t t = 5000000;
-    for (int i = 0; i < 5; i++) assert_true(limiter_allow(l, "10.0.0.9", "u", t));
-    assert_false(limiter_allow(l, "10.0.0.9", "v", t));
-    assert_true(limiter_allow(l, "10.0.0.8", "v", t));
-    assert_true(limiter_allow(l, "10.0.0.9", "v", t + 60000));
+    for (int i = 0; i < 5; i++) assert_int_equal(limiter_login(l, "10.0.0.9", "u", t), 0);
+    assert_int_equal(limiter_login(l, "10.0.0.9", "v", t + 30000), 30);
+    assert_int_equal(limiter_login(l, "10.0.0.8", "v", t), 0);
+    assert_int_equal(limiter_login(l, "10.0.0.9", "v", t + 60000), 0);
     limiter_free(l);
 }
 
 static void limiter_not_reset_by_other_usernames(void **state) {
     (void)state;
-    limiter *l = limiter_new(1000000, 5, 300);
+    limiter *l = limiter_with(1000000, 5, 1000, 5, 50, 5);
     int64_t t = 9000000;
-    for (int i = 0; i < 5; i++) limiter_failure(l, "victimuser", t);
+    for (int i = 0; i < 5; i++) limiter_login(l, "10.0.0.1", "victimuser", t);
     /* A flood of other names, each failing once, must not evict the victim's count. */
     char name[32];
     for (int i = 0; i < 20000; i++) {
         snprintf(name, sizeof name, "x%d", i);
-        limiter_failure(l, name, t);
+        limiter_login(l, "10.0.0.1", name, t);
     }
-    assert_false(limiter_allow(l, "10.0.0.1", "victimuser", t + 1));
+    assert_true(limiter_login(l, "10.0.0.1", "victimuser", t + 1) > 0);
+    limiter_free(l);
+}
+
+static void limiter_caps_registrations_per_minute_and_hour(void **state) {
+    (void)state;
+    limiter *l = limiter_with(1000, 5, 100, 3, 5, 5);
+    int64_t t = 10000000;
+    for (int i = 0; i < 3; i++) assert_int_equal(limiter_register(l, "10.0.0.1", t), 0);
+    assert_int_equal(limiter_register(l, "10.0.0.1", t + 15000), 45); /* the minute */
+    assert_int_equal(limiter_register(l, "10.0.0.2", t), 0);           /* per address */
+    for (int i = 0; i < 2; i++) assert_int_equal(limiter_register(l, "10.0.0.1", t + 60000), 0);
+    assert_int_equal(limiter_register(l, "10.0.0.1", t + 120000), 3600 - 120); /* the hour */
+    assert_int_equal(limiter_register(l, "10.0.0.1", t + 3600 * 1000), 0);
+    limiter_free(l);
+}
+
+static void limiter_caps_wrong_old_passwords_per_account(void **state) {
+    (void)state;
+    limiter *l = limiter_with(1000, 5, 100, 5, 50, 3);
+    int64_t t = 20000000;
+    const char *id = "0b9d1a4e-2c1f-4f8e-9d3a-6a1b2c3d4e5f";
+    for (int i = 0; i < 3; i++) assert_int_equal(limiter_password(l, id, t), 0);
+    assert_int_equal(limiter_password(l, id, t + 100000), 200); /* the right one waits too */
+    assert_int_equal(limiter_password(l, "another-account", t), 0);
+    assert_int_equal(limiter_password(l, id, t + 300000), 0);
+    limiter_password_ok(l, id, t + 300000);
+    for (int i = 0; i < 3; i++) assert_int_equal(limiter_password(l, id, t + 300001), 0);
     limiter_free(l);
 }
 
@@ -172,9 +235,13 @@ int main(void) {
         cmocka_unit_test(text_visible_needs_something_that_shows),
         cmocka_unit_test(like_escapes_wildcards),
         cmocka_unit_test(url_escape),
-        cmocka_unit_test(limiter_counts_failures_per_username),
+        cmocka_unit_test(limiter_counts_failures_per_username_and_address),
+        cmocka_unit_test(limiter_caps_failures_per_username_from_all_addresses),
+        cmocka_unit_test(limiter_forgives_a_right_login),
         cmocka_unit_test(limiter_caps_attempts_per_address),
         cmocka_unit_test(limiter_not_reset_by_other_usernames),
+        cmocka_unit_test(limiter_caps_registrations_per_minute_and_hour),
+        cmocka_unit_test(limiter_caps_wrong_old_passwords_per_account),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

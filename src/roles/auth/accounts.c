@@ -53,8 +53,12 @@ static ems_rc check_input(ems_resp *resp, const account_input *in) {
         return ems_fail(resp, EMS_BAD_REQUEST, "role must be 'admin' or 'client'");
     if (in->first_name && !ems_text_ok(in->first_name, 1, 100))
         return ems_fail(resp, EMS_BAD_REQUEST, "first_name must be 1-100 characters");
+    if (in->first_name && !ems_text_visible(in->first_name))
+        return ems_fail(resp, EMS_BAD_REQUEST, "first_name must have a visible character");
     if (in->last_name && !ems_text_ok(in->last_name, 1, 100))
         return ems_fail(resp, EMS_BAD_REQUEST, "last_name must be 1-100 characters");
+    if (in->last_name && !ems_text_visible(in->last_name))
+        return ems_fail(resp, EMS_BAD_REQUEST, "last_name must have a visible character");
     if (in->email && !email_ok(in->email)) return ems_fail(resp, EMS_BAD_REQUEST, "email is not a valid address");
     if (in->address && !ems_text_ok(in->address, 0, 200))
         return ems_fail(resp, EMS_BAD_REQUEST, "address must be at most 200 characters");
@@ -183,6 +187,14 @@ static ems_rc create_account(auth_role *a, const account_input *in, ems_principa
     return EMS_OK;
 }
 
+/* 429 with Retry-After: `what` may be tried again in `wait` seconds. */
+static ems_rc too_many(ems_resp *resp, int wait, const char *what) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", wait);
+    ems_rc rc = ems_reply_header(resp, "Retry-After", v);
+    return rc ? rc : ems_fail(resp, EMS_RATE_LIMITED, "too many %s; try again in %d s", what, wait);
+}
+
 static ems_rc create_failed(ems_resp *resp, ems_rc rc, const account_input *in) {
     if (rc == EMS_CONFLICT) return ems_fail(resp, rc, "username '%s' is taken", in->username);
     return ems_fail(resp, rc, "cannot create the account");
@@ -195,10 +207,19 @@ ems_rc auth_register(ems_req *req, ems_resp *resp, void *ctx) {
                                &in.password, "first_name", &in.first_name, "last_name", &in.last_name, "email",
                                &in.email, "address", &in.address);
     if (!rc) rc = check_input(resp, &in);
+    if (rc) return rc;
+    /* Counted once the input is valid: from here on each one costs a hash and three events. */
+    char ip[AUTH_IP_LEN];
+    auth_client_ip(&a->proxies, req, ip);
+    int wait = limiter_register(a->limiter, ip, ems_now_ms());
+    if (wait) {
+        ems_log(EMS_LOG_INFO, "auth.register_limited", "ip=%s retry_s=%d", ip, wait);
+        return too_many(resp, wait, "registrations from this address");
+    }
     ems_principal p;
     int64_t created;
-    if (!rc && (rc = create_account(a, &in, &p, &created))) return create_failed(resp, rc, &in);
-    return rc ? rc : reply_token(a, resp, 201, &p);
+    if ((rc = create_account(a, &in, &p, &created))) return create_failed(resp, rc, &in);
+    return reply_token(a, resp, 201, &p);
 }
 
 ems_rc auth_account_create(ems_req *req, ems_resp *resp, void *ctx) {
@@ -220,8 +241,10 @@ ems_rc auth_login(ems_req *req, ems_resp *resp, void *ctx) {
     ems_rc rc = ems_req_unpack(req, resp, "{s:s, s:s}", "username", &username, "password", &password);
     if (rc) return rc;
     int64_t now = ems_now_ms();
-    if (!limiter_allow(a->limiter, ems_req_ip(req), username, now))
-        return ems_fail(resp, EMS_RATE_LIMITED, "too many login attempts; try again later");
+    char ip[AUTH_IP_LEN];
+    auth_client_ip(&a->proxies, req, ip);
+    int wait = limiter_login(a->limiter, ip, username, now);
+    if (wait) return too_many(resp, wait, "login attempts");
 
     ems_db *db = ems_store_get(a->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
@@ -238,11 +261,10 @@ ems_rc auth_login(ems_req *req, ems_resp *resp, void *ctx) {
     int ok = ems_password_verify(found ? ems_rows_text(rows, 0, 2) : dummy_hash, password) && found;
     if (!ok) {
         ems_rows_free(rows);
-        limiter_failure(a->limiter, username, now);
-        ems_log(EMS_LOG_INFO, "auth.login_failed", "ip=%s", ems_req_ip(req));
+        ems_log(EMS_LOG_INFO, "auth.login_failed", "ip=%s", ip);
         return ems_fail(resp, EMS_UNAUTHORIZED, "wrong username or password");
     }
-    limiter_success(a->limiter, username);
+    limiter_login_ok(a->limiter, ip, username, now);
     ems_principal p = {0};
     snprintf(p.id, sizeof p.id, "%s", ems_rows_text(rows, 0, 0));
     snprintf(p.username, sizeof p.username, "%s", ems_rows_text(rows, 0, 1));
@@ -351,6 +373,14 @@ ems_rc auth_password(ems_req *req, ems_resp *resp, void *ctx) {
     ems_rc rc = ems_req_unpack(req, resp, "{s:s, s:s}", "old_password", &old_pw, "new_password", &new_pw);
     if (rc) return rc;
     if (!ems_text_ok(new_pw, 8, 128)) return ems_fail(resp, EMS_BAD_REQUEST, "new_password must be 8-128 characters");
+    /* Per account, not per address: whoever holds the token may guess from anywhere.  Once the
+     * limit is reached even the right old password waits for the window to end. */
+    int64_t now = ems_now_ms();
+    int wait = limiter_password(a->limiter, req->who.id, now);
+    if (wait) {
+        ems_log(EMS_LOG_INFO, "auth.password_limited", "id=%s retry_s=%d", req->who.id, wait);
+        return too_many(resp, wait, "wrong old passwords");
+    }
 
     ems_db *db = ems_store_get(a->env->store);
     if (!db) return ems_fail(resp, EMS_UNAVAILABLE, "database unavailable");
@@ -359,6 +389,7 @@ ems_rc auth_password(ems_req *req, ems_resp *resp, void *ctx) {
     if (!rc && ems_rows_count(rows) == 0) rc = ems_fail(resp, EMS_UNAUTHORIZED, "account no longer exists");
     if (!rc && !ems_password_verify(ems_rows_text(rows, 0, 0), old_pw))
         rc = ems_fail(resp, EMS_FORBIDDEN, "old_password does not match");
+    if (!rc) limiter_password_ok(a->limiter, req->who.id, now);
     char hash[EMS_PWHASH_LEN];
     if (!rc && ems_password_hash(new_pw, hash)) rc = ems_fail(resp, EMS_NOMEM, "cannot hash");
     ems_principal p = req->who;

@@ -22,8 +22,20 @@ static const ems_conf_def auth_conf[] = {
     {"token_ttl", "EMS_TOKEN_TTL", EMS_CONF_INT, "3600", 1, 31 * 24 * 3600, "token lifetime in seconds"},
     {"login_rate", "EMS_LOGIN_RATE", EMS_CONF_INT, "60", 1, 1000000, "login attempts a minute per address"},
     {"login_max_failures", "EMS_LOGIN_MAX_FAILURES", EMS_CONF_INT, "5", 1, 1000,
-     "failed logins per username before 429"},
+     "failed logins per username from one address before 429 (for that address only)"},
+    {"login_max_failures_user", "EMS_LOGIN_MAX_FAILURES_USER", EMS_CONF_INT, "100", 1, 1000000,
+     "failed logins per username from all addresses before 429 (the ceiling for a spread-out guesser)"},
     {"login_window", "EMS_LOGIN_WINDOW", EMS_CONF_INT, "300", 1, 86400, "seconds the failures are counted over"},
+    {"register_rate", "EMS_REGISTER_RATE", EMS_CONF_INT, "60", 1, 1000000, "registrations a minute per address"},
+    {"register_hourly", "EMS_REGISTER_HOURLY", EMS_CONF_INT, "200", 1, 1000000,
+     "registrations an hour per address"},
+    {"password_max_failures", "EMS_PASSWORD_MAX_FAILURES", EMS_CONF_INT, "5", 1, 1000,
+     "wrong old passwords per account before password changes get 429"},
+    {"password_window", "EMS_PASSWORD_WINDOW", EMS_CONF_INT, "300", 1, 86400,
+     "seconds the wrong old passwords are counted over"},
+    {"trusted_proxies", "EMS_TRUSTED_PROXIES", EMS_CONF_STR, "", 0, 0,
+     "addresses or CIDRs whose X-Real-IP names the client, or none (default: none embedded; loopback and "
+     "private ranges with --role)"},
 };
 
 static const ems_route auth_routes[] = {
@@ -53,10 +65,21 @@ static ems_rc auth_start(ems_role_env *env, void **state) {
     a->user_queue = EMS_Q_AUTH_USER(env->conf);
     a->device_queue = EMS_Q_AUTH_DEVICE(env->conf);
     a->ws_queue = EMS_Q_AUTH_WS(env->conf);
-    a->limiter = limiter_new((int)ems_conf_int(env->conf, "login_rate"),
-                             (int)ems_conf_int(env->conf, "login_max_failures"),
-                             (int)ems_conf_int(env->conf, "login_window"));
-    ems_rc rc = a->limiter ? EMS_OK : EMS_NOMEM;
+    limiter_conf lc = {
+        .login_rate = (int)ems_conf_int(env->conf, "login_rate"),
+        .login_max_failures = (int)ems_conf_int(env->conf, "login_max_failures"),
+        .login_max_failures_user = (int)ems_conf_int(env->conf, "login_max_failures_user"),
+        .login_window_s = (int)ems_conf_int(env->conf, "login_window"),
+        .register_rate = (int)ems_conf_int(env->conf, "register_rate"),
+        .register_hourly = (int)ems_conf_int(env->conf, "register_hourly"),
+        .password_max_failures = (int)ems_conf_int(env->conf, "password_max_failures"),
+        .password_window_s = (int)ems_conf_int(env->conf, "password_window"),
+    };
+    char err[128] = "";
+    ems_rc rc = auth_proxies_parse(ems_conf_str(env->conf, "trusted_proxies"), env->embedded, &a->proxies, err,
+                                   sizeof err);
+    if (rc == EMS_BAD_REQUEST) ems_log(EMS_LOG_ERROR, "auth.bad_conf", "key=trusted_proxies error=\"%s\"", err);
+    if (!rc) rc = (a->limiter = limiter_new(&lc)) ? EMS_OK : EMS_NOMEM;
     if (!rc) rc = ems_bus_declare(env->bus, a->user_queue);
     if (!rc) rc = ems_bus_declare(env->bus, a->device_queue);
     if (!rc) rc = ems_bus_declare(env->bus, a->ws_queue);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 
+#include "client.h"
 #include "limiter.h"
 #include "role.h"
 
@@ -13,6 +14,7 @@ typedef struct auth_role {
     ems_role_env *env;
     int64_t token_ttl;
     limiter *limiter;
+    auth_proxies proxies; /* peers whose X-Real-IP is believed */
     const char *user_queue, *device_queue, *ws_queue;
     /* Token versions of recently seen accounts, so that checking a token for
      * revocation costs a lookup, not a query.  Written through on every change. */
