@@ -6,7 +6,7 @@
 // With the assistant there is no typing, presence or "seen": the answer follows the question, and
 // each answer says, when the server tells, whether a rule, the user's data or the language model
 // gave it. Used by the client's Chat page and by an administrator's conversations.
-import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+import { useEffect, useEffectEvent, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
 import { isAbort } from '../api';
 import { useLive } from '../live/LiveContext';
 import { ASSISTANT, failureOf, lastUnseenFromOther, type ChatMessage, type OutgoingMessage } from '../live/state';
@@ -78,8 +78,10 @@ export function ChatView({ peer }: { peer: ChatPeer }) {
   const connected = state.status === 'open';
 
   // History when the conversation opens, and again after each reconnect (messages may have come).
+  // Whether it is loaded already is read when the effect runs; its change is no reason to load.
+  const loadedNow = useEffectEvent(() => loaded);
   useEffect(() => {
-    if (!connected && loaded) return undefined;
+    if (!connected && loadedNow()) return undefined;
     const controller = new AbortController();
     setLoadError(null);
     loadHistory(restPeer, conversation, controller.signal).catch((reason: unknown) => {
@@ -101,10 +103,11 @@ export function ChatView({ peer }: { peer: ChatPeer }) {
   const answering = asking !== null && Date.now() - asking.at < ANSWER_WAIT_MS;
 
   // Keep the newest message in view.
+  const typing = state.typing[conversation];
   useEffect(() => {
     const list = log.current;
     if (list) list.scrollTop = list.scrollHeight;
-  }, [messages.length, outgoing.length, answering, state.typing[conversation]]);
+  }, [messages.length, outgoing.length, answering, typing]);
 
   // Reading the conversation: tell the other side up to which message we have seen.
   const unseen = assistant ? null : lastUnseenFromOther(messages, user.role);
@@ -151,7 +154,6 @@ export function ChatView({ peer }: { peer: ChatPeer }) {
     }
   };
 
-  const typing = state.typing[conversation];
   const otherTyping = !assistant && typing && typing.user_id !== user.id ? typing : null;
   const online =
     peer.kind === 'client'

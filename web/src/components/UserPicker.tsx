@@ -1,5 +1,5 @@
 // Finds a user by name, username or email (GET /api/users?q=) and lets the admin pick one.
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { api } from '../api';
 import type { Profile } from '../api/types';
 import { fullName, roleLabel } from '../format';
@@ -15,7 +15,7 @@ interface UserPickerProps {
 export function UserPicker({ selected, onSelect }: UserPickerProps) {
   const [query, setQuery] = useState('');
   const q = useDebounced(query.trim(), 250);
-  const users = useResource((signal) => api.listUsers({ q, limit: 8 }, { signal }), [q]);
+  const users = useResource(useCallback((signal) => api.listUsers({ q, limit: 8 }, { signal }), [q]));
 
   return (
     <div className="picker">

@@ -1,6 +1,11 @@
 // Loads data for a page: tracks loading and error, drops answers that arrive after the inputs
 // changed or the page closed, and offers reload() after a change.
-import { useCallback, useEffect, useRef, useState } from 'react';
+//
+// `load` must be memoised by the caller (useCallback with the values it reads): a new function
+// is what starts a new load, so the linter's exhaustive-deps check on that useCallback is what
+// keeps the page from showing data for inputs it no longer has. An inline arrow would load on
+// every render.
+import { useCallback, useEffect, useState } from 'react';
 import { ApiError, isAbort } from '../api';
 
 export interface Resource<T> {
@@ -12,19 +17,17 @@ export interface Resource<T> {
   setData: (data: T) => void;
 }
 
-export function useResource<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): Resource<T> {
+export function useResource<T>(load: (signal: AbortSignal) => Promise<T>): Resource<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState(true);
   const [generation, setGeneration] = useState(0);
-  const loadRef = useRef(load);
-  loadRef.current = load;
 
   useEffect(() => {
     const controller = new AbortController();
     setLoading(true);
     setError(null);
-    loadRef.current(controller.signal).then(
+    load(controller.signal).then(
       (value) => {
         if (controller.signal.aborted) return;
         setData(value);
@@ -37,7 +40,8 @@ export function useResource<T>(load: (signal: AbortSignal) => Promise<T>, deps: 
       },
     );
     return () => controller.abort();
-  }, [...deps, generation]);
+    // generation is not read: reload() bumps it to run the same load again.
+  }, [load, generation]);
 
   const reload = useCallback(() => setGeneration((g) => g + 1), []);
   return { data, error, loading, reload, setData };

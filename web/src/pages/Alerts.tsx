@@ -2,7 +2,7 @@
 // hour, what it used against its limit. Customers see all their devices' alerts or one device's
 // (?device=); administrators open it from a device. The API gives no total, so paging asks for
 // one row more than it shows to know whether there is a next page.
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { api } from '../api';
 import type { Alert } from '../api/types';
@@ -29,16 +29,22 @@ export function Alerts({ admin = false }: { admin?: boolean }) {
   usePageTitle('Alerts');
 
   const alerts = useResource(
-    (signal) => api.listAlerts({ device_id: deviceId, limit: PAGE + 1, offset }, { signal }),
-    [deviceId, offset],
+    useCallback(
+      (signal) => api.listAlerts({ device_id: deviceId, limit: PAGE + 1, offset }, { signal }),
+      [deviceId, offset],
+    ),
   );
   const devices = useResource(
-    (signal) => (admin ? Promise.resolve(null) : api.listDevices({ limit: 100 }, { signal })),
-    [admin],
+    useCallback(
+      (signal) => (admin ? Promise.resolve(null) : api.listDevices({ limit: 100 }, { signal })),
+      [admin],
+    ),
   );
   const device = useResource(
-    (signal) => (admin && deviceId ? api.getDevice(deviceId, { signal }) : Promise.resolve(null)),
-    [admin, deviceId],
+    useCallback(
+      (signal) => (admin && deviceId ? api.getDevice(deviceId, { signal }) : Promise.resolve(null)),
+      [admin, deviceId],
+    ),
   );
 
   const items = alerts.data ? alerts.data.items.slice(0, PAGE) : null;

@@ -6,7 +6,7 @@
 // URL). The day, the zone and the view live in the address (?date=&tz=&view=month), so a reload
 // or a shared link shows the same thing. Customers reach it from their devices (and pick among
 // them here); administrators from a device.
-import { useState, type FormEvent, type ReactNode } from 'react';
+import { useCallback, useState, type FormEvent, type ReactNode } from 'react';
 import { Link, Navigate, useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api } from '../api';
 import type { DayConsumption, DaysConsumption, Device } from '../api/types';
@@ -98,8 +98,10 @@ export function Consumption({ admin = false }: { admin?: boolean }) {
   const day = useDay();
   // Customers choose among their own devices here; with no device in the address, the first one.
   const mine = useResource(
-    (signal) => (admin ? Promise.resolve(null) : api.listDevices({ limit: 100 }, { signal })),
-    [admin],
+    useCallback(
+      (signal) => (admin ? Promise.resolve(null) : api.listDevices({ limit: 100 }, { signal })),
+      [admin],
+    ),
   );
   const first = mine.data?.items[0];
   if (!admin && !id) {
@@ -136,7 +138,7 @@ function DeviceConsumption({
   devices: Device[];
   day: ReturnType<typeof useDay>;
 }) {
-  const device = useResource((signal) => api.getDevice(deviceId, { signal }), [deviceId]);
+  const device = useResource(useCallback((signal) => api.getDevice(deviceId, { signal }), [deviceId]));
   const name = device.data?.name ?? '';
   const month = monthOf(day.date);
   const side = (
@@ -214,7 +216,9 @@ function DayPanel({
   tz: string;
   side: ReactNode;
 }) {
-  const consumption = useResource((signal) => api.consumption(deviceId, date, tz, { signal }), [deviceId, date, tz]);
+  const consumption = useResource(
+    useCallback((signal) => api.consumption(deviceId, date, tz, { signal }), [deviceId, date, tz]),
+  );
   return (
     <Panel resource={consumption} loading="Loading consumption…" side={side}>
       {(data) => ({
@@ -248,8 +252,10 @@ function MonthPanel({
   const to = last < today ? last : today;
   const started = first <= today;
   const days = useResource(
-    (signal) => (started ? api.consumptionDays(deviceId, { from: first, to, tz }, { signal }) : Promise.resolve(null)),
-    [deviceId, first, to, tz, started],
+    useCallback(
+      (signal) => (started ? api.consumptionDays(deviceId, { from: first, to, tz }, { signal }) : Promise.resolve(null)),
+      [deviceId, first, to, tz, started],
+    ),
   );
   if (!started) {
     return <Empty title="This month has not started yet">Pick this month or an earlier one.</Empty>;

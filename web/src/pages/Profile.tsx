@@ -1,6 +1,6 @@
 // My profile, for every role: the profile (GET /api/users/me, PATCH /api/users/{id}) and the
 // password change (PUT /api/auth/password), whose answer is a new token that replaces the old one.
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { api } from '../api';
 import type { Profile as ProfileData } from '../api/types';
 import { FormAlert, SubmitButton, TextField } from '../components/Field';
@@ -17,7 +17,7 @@ import { checkPassword, checkSame } from '../validation';
 
 export function Profile() {
   usePageTitle('My profile');
-  const me = useResource((signal) => api.me({ signal }), []);
+  const me = useResource(useCallback((signal) => api.me({ signal }), []));
 
   return (
     <>

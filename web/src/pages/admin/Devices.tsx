@@ -1,6 +1,6 @@
 // Administrator: every metering device (GET /api/devices, or only the unassigned ones), with
 // create, edit, delete and owner assignment. Filter and page live in the URL.
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 import { api } from '../../api';
 import type { Device } from '../../api/types';
@@ -32,8 +32,10 @@ export function Devices() {
   const row = useAction();
 
   const devices = useResource(
-    (signal) => api.listDevices({ unassigned, limit: PAGE, offset }, { signal }),
-    [unassigned, offset],
+    useCallback(
+      (signal) => api.listDevices({ unassigned, limit: PAGE, offset }, { signal }),
+      [unassigned, offset],
+    ),
   );
   const list = devices.data;
   const { profiles, remember } = useProfiles(list ? list.items.map((d) => d.owner_id) : []);

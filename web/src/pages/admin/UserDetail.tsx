@@ -1,6 +1,6 @@
 // Administrator: one user's profile and account, the devices they own (GET /api/devices?owner=),
 // and assigning or unassigning devices (PUT/DELETE /api/devices/{id}/owner).
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { api } from '../../api';
 import { profileGone } from '../../api/eventually';
@@ -22,11 +22,10 @@ export function UserDetail() {
   const { id = '' } = useParams();
   const navigate = useNavigate();
   const { session } = useSession();
-  const user = useResource((signal) => api.getUser(id, { signal }), [id]);
+  const user = useResource(useCallback((signal) => api.getUser(id, { signal }), [id]));
   const [offset, setOffset] = useState(0);
   const devices = useResource(
-    (signal) => api.listDevices({ owner: id, limit: PAGE, offset }, { signal }),
-    [id, offset],
+    useCallback((signal) => api.listDevices({ owner: id, limit: PAGE, offset }, { signal }), [id, offset]),
   );
   const [editing, setEditing] = useState(false);
   const [deleting, setDeleting] = useState(false);
@@ -214,8 +213,7 @@ function PickDevice({
   const [picked, setPicked] = useState<string | null>(null);
   const action = useAction();
   const free = useResource(
-    (signal) => api.listDevices({ unassigned: true, limit: 10, offset }, { signal }),
-    [offset],
+    useCallback((signal) => api.listDevices({ unassigned: true, limit: 10, offset }, { signal }), [offset]),
   );
 
   const pick = (device: Device) => {

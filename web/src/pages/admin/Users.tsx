@@ -1,6 +1,6 @@
 // Administrator: every account with its profile, searchable and paged (GET /api/users?q&limit&offset);
 // create, edit and delete from here. The search and page live in the URL, so Back works.
-import { useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useEffectEvent, useRef, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 import { api } from '../../api';
 import { profileGone } from '../../api/eventually';
@@ -38,14 +38,20 @@ export function Users() {
     shownQ.current = q;
     setSearch(q);
   }, [q]);
-  // ...and the URL follows the box once typing pauses; a new search starts at the first page.
+  // ...and the URL follows the box once typing pauses; a new search starts at the first page. Only
+  // a pause does that: the URL changing under a box that has not settled yet must not be undone.
+  const searchFor = useEffectEvent((value: string) => {
+    if (value === q) return;
+    shownQ.current = value;
+    setParams(value ? { q: value } : {}, { replace: true });
+  });
   useEffect(() => {
-    if (settled === q) return;
-    shownQ.current = settled;
-    setParams(settled ? { q: settled } : {}, { replace: true });
+    searchFor(settled);
   }, [settled]);
 
-  const users = useResource((signal) => api.listUsers({ q, limit: PAGE, offset }, { signal }), [q, offset]);
+  const users = useResource(
+    useCallback((signal) => api.listUsers({ q, limit: PAGE, offset }, { signal }), [q, offset]),
+  );
   const list = users.data;
 
   const goTo = (next: number) => {

@@ -1,5 +1,5 @@
 // A customer's own devices (GET /api/devices answers only theirs), each with its consumption and alerts.
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { Link } from 'react-router-dom';
 import { api } from '../../api';
 import { PageHead } from '../../components/PageHead';
@@ -14,7 +14,9 @@ const PAGE = 24;
 export function MyDevices() {
   usePageTitle('My devices');
   const [offset, setOffset] = useState(0);
-  const devices = useResource((signal) => api.listDevices({ limit: PAGE, offset }, { signal }), [offset]);
+  const devices = useResource(
+    useCallback((signal) => api.listDevices({ limit: PAGE, offset }, { signal }), [offset]),
+  );
   const list = devices.data;
 
   return (
