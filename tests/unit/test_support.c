@@ -406,26 +406,7 @@ static void llm_not_configured_declines(void **state) {
     assert_null(reply);
 }
 
-/* ---- local dates and data answers without an API ---- */
-
-static void local_dates(void **state) {
-    (void)state;
-    char d[11];
-    const int64_t t = 1774744200000LL; /* 2026-03-29T00:30:00Z */
-    assert_int_equal(support_local_date("UTC", t, 0, d), 0);
-    assert_string_equal(d, "2026-03-29");
-    assert_int_equal(support_local_date("UTC", t, 1, d), 0);
-    assert_string_equal(d, "2026-03-28");
-    assert_int_equal(support_local_date("America/New_York", t, 1, d), 0); /* 20:30 on the 28th there */
-    assert_string_equal(d, "2026-03-27");
-    assert_int_equal(support_local_date("Asia/Kathmandu", t, 7, d), 0);
-    assert_string_equal(d, "2026-03-22");
-    assert_true(support_tz_valid("Europe/Bucharest"));
-    assert_true(support_tz_valid("UTC"));
-    assert_false(support_tz_valid("Mars/Olympus"));
-    assert_false(support_tz_valid(""));
-    assert_false(support_tz_valid("+02:00"));
-}
+/* ---- data answers without an API ---- */
 
 /* A fake API: answers every GET with a fixed status and body, or with no answer at all. */
 typedef struct fixed_api {
@@ -608,7 +589,6 @@ int main(void) {
         cmocka_unit_test(llm_request_body),
         cmocka_unit_test(llm_reply_parsing),
         cmocka_unit_test(llm_not_configured_declines),
-        cmocka_unit_test(local_dates),
         cmocka_unit_test(data_answers_without_api_are_unavailable),
         cmocka_unit_test(data_answers_count_every_device),
         cmocka_unit_test(data_answers_page_boundaries),

@@ -70,6 +70,32 @@ static void bad_zones_and_dates(void **state) {
     assert_int_not_equal(ems_date_parse("2026-02-28x", &y, &m, &d), 0);
 }
 
+/* "Yesterday" and "a week ago" as the assistant asks them, in zones behind and ahead of UTC. */
+static void local_dates_back(void **state) {
+    (void)state;
+    char d[11];
+    const int64_t t = 1774744200000LL; /* 2026-03-29T00:30:00Z */
+    static const struct {
+        const char *zone;
+        int back;
+        const char *date;
+    } cases[] = {
+        {"UTC", 0, "2026-03-29"},
+        {"UTC", 1, "2026-03-28"},
+        {"America/New_York", 1, "2026-03-27"}, /* 20:30 on the 28th there */
+        {"Asia/Kathmandu", 7, "2026-03-22"},   /* 06:15 on the 29th there */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ems_tz *z = NULL;
+        assert_int_equal(ems_tz_open(cases[i].zone, &z, NULL, 0), EMS_OK);
+        assert_int_equal(ems_tz_local_date(z, t, cases[i].back, d), 0);
+        assert_string_equal(d, cases[i].date);
+        ems_tz_free(z);
+    }
+    assert_false(ems_tz_valid("Mars/Olympus"));
+    assert_false(ems_tz_valid("+02:00"));
+}
+
 /* The wall-time rule: a gap moves forward by the gap, an overlap takes the earlier instant (java.time's). */
 static void gap_and_overlap(void **state) {
     (void)state;
@@ -95,6 +121,7 @@ int main(void) {
         cmocka_unit_test(dst_days),
         cmocka_unit_test(odd_offsets),
         cmocka_unit_test(bad_zones_and_dates),
+        cmocka_unit_test(local_dates_back),
         cmocka_unit_test(gap_and_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

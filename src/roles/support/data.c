@@ -4,8 +4,7 @@
  * how: in-process in embedded mode, over HTTP otherwise).  Every device the
  * caller owns counts: the list is read page after page.
  *
- * Local days come from ICU's calendar (thread-safe, nothing process-global
- * like TZ is touched).  Any failure along the way turns the whole answer
+ * Local days come from core's zone module (tz.h).  Any failure along the way turns the whole answer
  * into "unavailable": a partial sum would be a wrong number.
  */
 #include "data.h"
@@ -14,14 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unicode/ucal.h>
-#include <unicode/ustring.h>
 
 #include "auth.h"
 #include "log.h"
+#include "tz.h"
 #include "util.h"
 
-#define TZ_MAX 64
 #define WEEK_DAYS 7
 #define DEVICE_PAGE 100      /* the API's largest page */
 #define DEVICES_MAX 100000   /* beyond this many the answer is "unavailable", not a long stall */
@@ -34,53 +31,27 @@ typedef struct device {
 
 /* ---- time ---- */
 
-static UCalendar *calendar_open(const char *tz) {
-    UChar zone[TZ_MAX + 1];
-    UErrorCode st = U_ZERO_ERROR;
-    if (!tz || strlen(tz) > TZ_MAX) return NULL;
-    u_uastrncpy(zone, tz, TZ_MAX + 1);
-    UCalendar *cal = ucal_open(zone, -1, "en_US_POSIX", UCAL_GREGORIAN, &st);
-    if (U_FAILURE(st)) return NULL;
-    return cal;
+/* The local date `days_back` days before now_ms in tz, as YYYY-MM-DD; 0 on success. */
+static int local_date(const char *tz, int64_t now_ms, int days_back, char out[11]) {
+    ems_tz *z = NULL;
+    if (!tz || ems_tz_open(tz, &z, NULL, 0) != EMS_OK) return -1;
+    int rc = ems_tz_local_date(z, now_ms, days_back, out);
+    ems_tz_free(z);
+    return rc;
 }
 
-int support_tz_valid(const char *tz) {
-    UChar zone[TZ_MAX + 1], canon[TZ_MAX * 2];
-    UBool system_id = 0;
-    UErrorCode st = U_ZERO_ERROR;
-    if (!tz || !*tz || strlen(tz) > TZ_MAX) return 0;
-    u_uastrncpy(zone, tz, TZ_MAX + 1);
-    ucal_getCanonicalTimeZoneID(zone, -1, canon, TZ_MAX * 2, &system_id, &st);
-    return U_SUCCESS(st) && system_id;
-}
-
-int support_local_date(const char *tz, int64_t now_ms, int days_back, char out[11]) {
-    UErrorCode st = U_ZERO_ERROR;
-    UCalendar *cal = calendar_open(tz);
-    if (!cal) return -1;
-    ucal_setMillis(cal, (UDate)now_ms, &st);
-    ucal_add(cal, UCAL_DATE, -days_back, &st);
-    int y = ucal_get(cal, UCAL_YEAR, &st), m = ucal_get(cal, UCAL_MONTH, &st) + 1, d = ucal_get(cal, UCAL_DATE, &st);
-    ucal_close(cal);
-    if (U_FAILURE(st) || y < 1 || y > 9999) return -1;
-    snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u, (unsigned)d % 100u);
-    return 0;
-}
-
-/* A UTC instant as local "YYYY-MM-DD HH:MM" in tz. */
+/* A UTC instant as local "YYYY-MM-DD HH:MM" in tz, or "?". */
 static void local_time(const char *tz, int64_t ms, char *out, size_t n) {
-    UErrorCode st = U_ZERO_ERROR;
-    UCalendar *cal = calendar_open(tz);
-    if (!cal) {
+    ems_tz *z = NULL;
+    ems_civil c;
+    if (!tz || ems_tz_open(tz, &z, NULL, 0) != EMS_OK || ems_tz_local(z, ms, &c) != 0) {
+        ems_tz_free(z);
         snprintf(out, n, "?");
         return;
     }
-    ucal_setMillis(cal, (UDate)ms, &st);
-    int y = ucal_get(cal, UCAL_YEAR, &st), mo = ucal_get(cal, UCAL_MONTH, &st) + 1, d = ucal_get(cal, UCAL_DATE, &st);
-    int h = ucal_get(cal, UCAL_HOUR_OF_DAY, &st), mi = ucal_get(cal, UCAL_MINUTE, &st);
-    ucal_close(cal);
-    snprintf(out, n, "%04u-%02u-%02u %02u:%02u", (unsigned)y % 10000u, (unsigned)mo % 100u, (unsigned)d % 100u,
-             (unsigned)h % 100u, (unsigned)mi % 100u);
+    ems_tz_free(z);
+    snprintf(out, n, "%04u-%02u-%02u %02u:%02u", (unsigned)c.year % 10000u, (unsigned)c.month % 100u,
+             (unsigned)c.day % 100u, (unsigned)c.hour % 100u, (unsigned)c.minute % 100u);
 }
 
 /* ---- the REST API ---- */
@@ -174,8 +145,8 @@ static int range_total(const support_caller *who, const char *device_id, const c
 /* Each device's consumption over the local days [first_back .. last_back] days ago, one call per device. */
 static int sum_days(const support_caller *who, device *devs, size_t n, int first_back, int last_back) {
     char from[11], to[11];
-    if (support_local_date(who->tz, who->now_ms, last_back, from) ||
-        support_local_date(who->tz, who->now_ms, first_back, to))
+    if (local_date(who->tz, who->now_ms, last_back, from) ||
+        local_date(who->tz, who->now_ms, first_back, to))
         return -1;
     char *tz = ems_url_escape(who->tz);
     int rc = tz ? 0 : -1;
@@ -191,7 +162,7 @@ static const char *usage_yesterday(const support_caller *who, support_vars *vars
     size_t n = 0;
     const char *outcome = "unavailable";
     char date[11];
-    if (support_local_date(who->tz, who->now_ms, 1, date)) return outcome;
+    if (local_date(who->tz, who->now_ms, 1, date)) return outcome;
     support_vars_set(vars, "date", "%s", date);
     support_vars_set(vars, "tz", "%s", who->tz);
     if (list_devices(who, &devs, &n)) goto cleanup;
@@ -215,7 +186,7 @@ static const char *top_device(const support_caller *who, support_vars *vars) {
     size_t n = 0;
     const char *outcome = "unavailable";
     char from[11], to[11];
-    if (support_local_date(who->tz, who->now_ms, WEEK_DAYS, from) || support_local_date(who->tz, who->now_ms, 1, to))
+    if (local_date(who->tz, who->now_ms, WEEK_DAYS, from) || local_date(who->tz, who->now_ms, 1, to))
         return outcome;
     support_vars_set(vars, "from", "%s", from);
     support_vars_set(vars, "to", "%s", to);

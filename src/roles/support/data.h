@@ -19,10 +19,4 @@
 extern const support_action support_actions[];
 extern const size_t support_nactions;
 
-/* 1 if tz is an IANA zone that ICU knows (at most 64 bytes). */
-int support_tz_valid(const char *tz);
-
-/* The local date `days_back` days before now_ms in tz, as YYYY-MM-DD; 0 on success. */
-int support_local_date(const char *tz, int64_t now_ms, int days_back, char out[11]);
-
 #endif

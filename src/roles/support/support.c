@@ -25,6 +25,7 @@
 #include "fetch.h"
 #include "llm.h"
 #include "log.h"
+#include "tz.h"
 #include "roles.h"
 #include "rules.h"
 #include "util.h"
@@ -153,7 +154,7 @@ static ems_rc support_message(ems_req *req, ems_resp *resp, void *ctx) {
     if (rc) return rc;
     if (!text_ok(text))
         return ems_fail(resp, EMS_BAD_REQUEST, "text must be 1-%d characters and not blank", TEXT_MAX_CHARS);
-    if (tz && !support_tz_valid(tz))
+    if (tz && !ems_tz_valid(tz))
         return ems_fail(resp, EMS_BAD_REQUEST, "tz must be an IANA time zone such as Europe/Bucharest");
     if (!tz) tz = TZ_DEFAULT;
 
