@@ -1,6 +1,9 @@
-// A modal dialog: focus moves in and stays in (Tab wraps), Escape closes, focus returns to the
-// button that opened it, and the page behind does not scroll.
-import { useEffect, useId, useRef, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+// A modal dialog on the browser's own <dialog>: showModal() keeps focus inside, makes the page
+// behind inert and turns Escape into a cancel event. What the browser does not do we do here:
+// focus goes to the field the dialog is for, back to the button that opened it when it closes,
+// and the page behind does not scroll. The dialog is open while it is mounted: the parent owns
+// that, so a cancel is only a request (onClose), never the browser closing it by itself.
+import { useEffect, useEffectEvent, useId, useLayoutEffect, useRef, type FormEvent, type ReactNode } from 'react';
 import { createPortal } from 'react-dom';
 import { useAction } from '../hooks/useAction';
 import type { Form } from '../hooks/useForm';
@@ -20,18 +23,21 @@ interface ModalProps {
 
 export function Modal({ title, onClose, children, footer, size = 'medium' }: ModalProps) {
   const titleId = useId();
-  const panel = useRef<HTMLDivElement>(null);
-  const closeRef = useRef(onClose);
-  closeRef.current = onClose;
+  const dialog = useRef<HTMLDialogElement>(null);
+  const requestClose = useEffectEvent(() => onClose());
 
-  useEffect(() => {
+  // Before the first paint, so the dialog never shows closed in the page's flow.
+  useLayoutEffect(() => {
+    const node = dialog.current;
+    if (!node) return undefined;
     const opener = document.activeElement as HTMLElement | null;
-    const node = panel.current;
+    if (!node.open) node.showModal();
+    // showModal() focuses the first focusable element, which is the header's Close button.
     const first =
-      node?.querySelector<HTMLElement>('[data-autofocus]') ??
-      node?.querySelector<HTMLElement>('input, select, textarea') ??
-      node?.querySelector<HTMLElement>(FOCUSABLE);
-    (first ?? node)?.focus();
+      node.querySelector<HTMLElement>('[data-autofocus]') ??
+      node.querySelector<HTMLElement>('input, select, textarea') ??
+      node.querySelector<HTMLElement>(FOCUSABLE);
+    (first ?? node).focus();
     const overflow = document.body.style.overflow;
     document.body.style.overflow = 'hidden';
     return () => {
@@ -40,47 +46,38 @@ export function Modal({ title, onClose, children, footer, size = 'medium' }: Mod
     };
   }, []);
 
-  const onKeyDown = (event: KeyboardEvent) => {
-    if (event.key === 'Escape') {
-      event.stopPropagation();
-      closeRef.current();
-      return;
-    }
-    if (event.key !== 'Tab' || !panel.current) return;
-    const items = Array.from(panel.current.querySelectorAll<HTMLElement>(FOCUSABLE));
-    if (items.length === 0) return;
-    const first = items[0];
-    const last = items[items.length - 1];
-    if (event.shiftKey && document.activeElement === first) {
+  // Escape: the browser asks first (cancel), and we pass the request on. A browser may close the
+  // dialog without asking (Chrome does on a second Escape with no click in between); the parent
+  // hears of that as well. Unmounting removes the dialog without a close event.
+  useEffect(() => {
+    const node = dialog.current;
+    if (!node) return undefined;
+    const onCancel = (event: Event) => {
       event.preventDefault();
-      last.focus();
-    } else if (!event.shiftKey && document.activeElement === last) {
-      event.preventDefault();
-      first.focus();
-    }
-  };
+      requestClose();
+    };
+    const onClosed = () => {
+      if (node.isConnected) requestClose();
+    };
+    node.addEventListener('cancel', onCancel);
+    node.addEventListener('close', onClosed);
+    return () => {
+      node.removeEventListener('cancel', onCancel);
+      node.removeEventListener('close', onClosed);
+    };
+  }, []);
 
   return createPortal(
-    <div className="modal-backdrop">
-      <div
-        className={`modal modal-${size}`}
-        role="dialog"
-        aria-modal="true"
-        aria-labelledby={titleId}
-        ref={panel}
-        tabIndex={-1}
-        onKeyDown={onKeyDown}
-      >
-        <header className="modal-header">
-          <h2 id={titleId}>{title}</h2>
-          <button type="button" className="icon-button" aria-label="Close" onClick={onClose}>
-            ×
-          </button>
-        </header>
-        <div className="modal-body">{children}</div>
-        {footer ? <footer className="modal-footer">{footer}</footer> : null}
-      </div>
-    </div>,
+    <dialog className={`modal modal-${size}`} aria-labelledby={titleId} ref={dialog} tabIndex={-1}>
+      <header className="modal-header">
+        <h2 id={titleId}>{title}</h2>
+        <button type="button" className="icon-button" aria-label="Close" onClick={onClose}>
+          ×
+        </button>
+      </header>
+      <div className="modal-body">{children}</div>
+      {footer ? <footer className="modal-footer">{footer}</footer> : null}
+    </dialog>,
     document.body,
   );
 }

@@ -1,11 +1,14 @@
 // The shared pieces the pages are built from: a field's label, hint and error wiring; the submit
-// button's busy state; a failed load, with and without "not found"; the unread count; the tables.
+// button's busy state; a failed load, with and without "not found"; the unread count; the tables;
+// the modal dialog (a native <dialog>: jsdom has its open state from the test setup, not Escape).
 import { fireEvent, render, screen } from '@testing-library/react';
+import { useState } from 'react';
 import { describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../api';
 import { DataTable, RowActions } from './DataTable';
 import { SelectField, SubmitButton, TextArea, TextField } from './Field';
 import { UnreadCount } from './InboxEntry';
+import { ConfirmDialog, Modal } from './Modal';
 import { PageHead } from './PageHead';
 import { ResourceError, ResourceStates } from './States';
 
@@ -125,5 +128,74 @@ describe('small pieces', () => {
     expect(ann.title).toBe('You cannot delete yourself');
     fireEvent.click(screen.getByRole('button', { name: 'Delete bob' }));
     expect(onDelete).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('modal', () => {
+  function Opener({ onClose }: { onClose?: () => void }) {
+    const [open, setOpen] = useState(false);
+    const close = () => {
+      onClose?.();
+      setOpen(false);
+    };
+    return (
+      <>
+        <button type="button" onClick={() => setOpen(true)}>
+          Open
+        </button>
+        {open ? (
+          <Modal title="Rename" onClose={close} footer={<button type="button">Save</button>}>
+            <label>
+              Name <input />
+            </label>
+          </Modal>
+        ) : null}
+      </>
+    );
+  }
+
+  it('opens modal, focuses its field, stops the page scrolling, and gives focus back on close', () => {
+    render(<Opener />);
+    const opener = screen.getByRole('button', { name: 'Open' });
+    opener.focus();
+    fireEvent.click(opener);
+    const dialog = screen.getByRole('dialog', { name: 'Rename' }) as HTMLDialogElement;
+    expect(dialog.tagName).toBe('DIALOG');
+    expect(dialog.open).toBe(true);
+    expect(dialog.classList.contains('modal-medium')).toBe(true);
+    expect(document.activeElement).toBe(screen.getByLabelText('Name'));
+    expect(document.body.style.overflow).toBe('hidden');
+
+    fireEvent.click(screen.getByRole('button', { name: 'Close' }));
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(document.body.style.overflow).toBe('');
+    expect(document.activeElement).toBe(opener);
+  });
+
+  it('turns Escape (the cancel event) into a request to close, and hears of a close by the browser', () => {
+    const onClose = vi.fn();
+    render(<Opener onClose={onClose} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Open' }));
+    const dialog = screen.getByRole('dialog', { name: 'Rename' }) as HTMLDialogElement;
+    const cancel = new Event('cancel', { cancelable: true });
+    fireEvent(dialog, cancel);
+    expect(cancel.defaultPrevented).toBe(true);
+    expect(onClose).toHaveBeenCalledTimes(1);
+    expect(screen.queryByRole('dialog')).toBeNull();
+
+    fireEvent.click(screen.getByRole('button', { name: 'Open' }));
+    (screen.getByRole('dialog', { name: 'Rename' }) as HTMLDialogElement).close();
+    expect(onClose).toHaveBeenCalledTimes(2);
+    expect(screen.queryByRole('dialog')).toBeNull();
+  });
+
+  it('confirm dialog puts focus on Cancel, the safe choice', () => {
+    render(
+      <ConfirmDialog title="Delete device" onConfirm={() => Promise.resolve()} onClose={() => undefined}>
+        <p>Gone for good.</p>
+      </ConfirmDialog>,
+    );
+    expect(screen.getByRole('dialog', { name: 'Delete device' }).classList.contains('modal-small')).toBe(true);
+    expect(document.activeElement).toBe(screen.getByRole('button', { name: 'Cancel' }));
   });
 });
