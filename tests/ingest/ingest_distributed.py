@@ -48,7 +48,10 @@ DAYS = 1
 STEP_MIN = 5
 LOW_LIMIT = 1.0
 BURST = 40  # messages published at once right before a kill
-ISO = "%Y-%m-%dT%H:%M:%S.000Z"  # the original simulator's time form, with milliseconds
+# The original simulator's time form over AMQP: Java's LocalDateTime.toString(), which drops zero
+# seconds and has no zone ("2026-06-01T00:05"; UTC, as EMS_READING_TZ is unset).  Every reading
+# here falls on a whole minute.
+ISO = "%Y-%m-%dT%H:%M"
 rng = random.Random(424242)
 restarted = []  # processes this script started again; stopped by PID at the end
 
