@@ -331,6 +331,45 @@ def bad_frames_get_errors():
 
 
 @test
+def refs_come_back_on_the_echo_and_the_errors():
+    # A client names its frames with "ref": the sender's copy of a stored message carries it, the
+    # copies for everyone else do not, and an error about the frame carries it too.
+    adm, a1, a2 = F.admin.ws(), F.a.ws(), F.a.ws()
+    a1.send_json({"type": "chat.send", "text": "with a ref", "ref": "r-1 ✓"})
+    echo = a1.expect("chat.message", where=lambda m: m.get("ref") == "r-1 ✓")
+    assert echo["text"] == "with a ref" and echo["sender_id"] == F.a.id, echo
+    for other in (a2, adm):
+        m = other.expect("chat.message", where=lambda m: m["id"] == echo["id"])
+        assert "ref" not in m, m
+    # the sender gets the broadcast copy as well (without the ref), as before
+    assert "ref" not in a1.expect("chat.message", where=lambda m: m["id"] == echo["id"])
+    a1.send_json({"type": "chat.send", "text": "without one"})
+    plain = a1.expect("chat.message", where=lambda m: m["text"] == "without one")
+    assert "ref" not in plain and a1.quiet("chat.message", 0.3, where=lambda m: m["id"] == plain["id"]), plain
+    # errors name the frame they are about
+    for frame, code in ((({"type": "chat.send", "text": "", "ref": "empty"}), "bad_request"),
+                        (({"type": "chat.send", "text": "x" * 4001, "ref": "long"}), "bad_request"),
+                        (({"type": "chat.send", "to": F.b.id, "text": "hi", "ref": "client"}), "forbidden"),
+                        (({"type": "rocket.launch", "ref": "unknown"}), "unknown_type")):
+        a1.send_json(frame)
+        e = a1.expect("error")
+        assert e["code"] == code and e.get("ref") == frame["ref"], (frame, e)
+    a1.send_json({"type": "ping", "ref": "p"})
+    assert a1.expect("pong").get("ref") == "p"
+    # a ref of 64 characters is fine (multi-byte ones count once); 65, an empty one or a number is refused,
+    # and that error carries no ref; nothing is stored
+    a1.send_json({"type": "chat.send", "text": "long ref", "ref": "é" * 64})
+    assert a1.expect("chat.message", where=lambda m: "ref" in m)["ref"] == "é" * 64
+    for ref in ("x" * 65, "", 7, None, ["r"]):
+        a1.send_json({"type": "chat.send", "text": "refused ref", "ref": ref})
+        e = a1.expect("error")
+        assert e["code"] == "bad_request" and "ref" not in e, (ref, e)
+    assert adm.quiet("chat.message", 0.3, where=lambda m: m["text"] == "refused ref"), "stored with a bad ref"
+    for c in (adm, a1, a2):
+        c.close()
+
+
+@test
 def oversized_message_is_refused_and_closed():
     c = F.a.ws()
     c.send_json({"type": "chat.send", "text": "x" * 20000})

@@ -20,8 +20,11 @@
  *   chat.seen          {conversation?, up_to} stored, then relayed
  *   notification.read  {id}                   stored, then to the user's sessions
  *   ping               {}                     answered with pong
- * The handlers run on the service thread; each answers with an error frame
- * for the sender alone, or hands its delivery to ws_dispatch.
+ * Any of them may carry "ref", the client's name for that frame (a string of
+ * at most REF_MAX characters): an error frame about it carries it back, and
+ * so do chat.send's own copy of the stored message and ping's pong.  The
+ * handlers run on the service thread; each answers with an error frame for
+ * the sender alone, or hands its delivery to ws_dispatch.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,7 @@
 
 #define TEXT_MAX 4000  /* bytes of one chat message */
 #define BACKLOG_MAX 200 /* unseen chat messages replayed to a new session */
+#define REF_MAX 64      /* characters of a client's ref */
 #define MESSAGE_COLUMNS \
     "m.id, m.conversation, m.sender_id, m.sender_role, m.text, m.created_at, m.seen_at, p.username, m.source, m.rule"
 
@@ -116,8 +120,12 @@ static int text_ok(const json_t *t) {
     return !blank;
 }
 
+/*
+ * A frame's handler: on success it may set *answer, a frame for the sender
+ * alone (the table says when the sender gets it); on failure it sets *why.
+ */
 typedef ems_rc (*frame_handler)(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                               const char **why);
+                               json_t **answer, const char **why);
 
 /* Stores an answer of the assistant to `user` and delivers it to the user's sessions. */
 static void assistant_reply(ws_role *w, ems_db *db, const char *user, const char *text, const char *source,
@@ -166,7 +174,7 @@ static int zone_name_ok(const char *tz) {
 }
 
 static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      const char **why) {
+                      json_t **answer, const char **why) {
     const char *to = NULL, *tz = NULL;
     json_t *text = NULL;
     char conv[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
@@ -210,13 +218,14 @@ static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const ch
     } else {
         ws_dispatch(w, WS_TO_CONVERSATION, conv, NULL, msg);
     }
-    json_decref(msg);
+    *answer = msg; /* dispatched as text already: the sender's copy may gain a ref */
     return EMS_OK;
 }
 
 static ems_rc on_typing(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                        const char **why) {
+                        json_t **answer, const char **why) {
     (void)token;
+    (void)answer;
     const char *to = NULL;
     char conv[EMS_ID_LEN];
     if (json_unpack(in, "{s:s, s?:s !}", "type", &(const char *){0}, "to", &to)) {
@@ -233,8 +242,9 @@ static ems_rc on_typing(ws_role *w, ems_db *db, const ems_principal *who, const 
 }
 
 static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      const char **why) {
+                      json_t **answer, const char **why) {
     (void)token;
+    (void)answer;
     const char *conv = NULL;
     json_int_t up_to = 0;
     if (json_unpack(in, "{s:s, s?:s, s:I !}", "type", &(const char *){0}, "conversation", &conv, "up_to", &up_to) ||
@@ -270,8 +280,9 @@ static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, const ch
 }
 
 static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      const char **why) {
+                      json_t **answer, const char **why) {
     (void)token;
+    (void)answer;
     json_int_t id = 0;
     if (json_unpack(in, "{s:s, s:I !}", "type", &(const char *){0}, "id", &id)) {
         *why = "notification.read takes {id}";
@@ -299,26 +310,61 @@ static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, const ch
     return EMS_OK;
 }
 
+static ems_rc on_ping(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
+                      json_t **answer, const char **why) {
+    (void)w, (void)db, (void)who, (void)token, (void)in, (void)why;
+    *answer = json_pack("{s:s}", "type", "pong");
+    return *answer ? EMS_OK : EMS_INTERNAL;
+}
+
+/* Who gets a handler's answer: always, or only a sender that gave a ref (the others get the dispatch). */
+enum answer_to { ANSWER_NONE, ANSWER_ALWAYS, ANSWER_IF_REF };
+
 static const struct {
     const char *type;
     frame_handler fn;
     int needs_db;
+    enum answer_to answer;
 } frame_handlers[] = {
-    {"chat.send", on_send, 1},
-    {"chat.typing", on_typing, 1},
-    {"chat.seen", on_seen, 1},
-    {"notification.read", on_read, 1},
-    {"ping", NULL, 0},
+    {"chat.send", on_send, 1, ANSWER_IF_REF},
+    {"chat.typing", on_typing, 1, ANSWER_NONE},
+    {"chat.seen", on_seen, 1, ANSWER_NONE},
+    {"notification.read", on_read, 1, ANSWER_NONE},
+    {"ping", on_ping, 0, ANSWER_ALWAYS},
 };
+
+/*
+ * Takes the client's "ref" out of the frame (the handlers' field checks do
+ * not know it): 0 with *ref set to it, or to NULL when there is none; -1
+ * when it is not a string of 1..REF_MAX characters.
+ */
+static int take_ref(json_t *in, json_t **ref) {
+    json_t *r = json_object_get(in, "ref");
+    *ref = NULL;
+    if (!r) return 0;
+    const char *s = json_string_value(r);
+    size_t n = json_string_length(r), chars = 0;
+    if (!s || n == 0 || strlen(s) != n) return -1;
+    for (size_t i = 0; i < n; i++) chars += ((unsigned char)s[i] & 0xc0) != 0x80; /* UTF-8 lead bytes */
+    if (chars > REF_MAX) return -1;
+    *ref = json_incref(r);
+    json_object_del(in, "ref");
+    return 0;
+}
 
 void ws_chat_handle(ws_role *w, const ems_principal *who, const char *token, const char *data, size_t len,
                     json_t **reply) {
     json_error_t jerr;
     json_t *in = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *ref = NULL, *answer = NULL;
     const char *type = json_string_value(json_object_get(in, "type"));
     const char *why = "";
     ems_rc rc = EMS_OK;
     size_t i = 0, n = sizeof frame_handlers / sizeof frame_handlers[0];
+    if (json_is_object(in) && take_ref(in, &ref) != 0) { /* a ref not worth echoing: the error has none */
+        *reply = ws_error(EMS_BAD_REQUEST, "ref must be a string of 1-64 characters");
+        goto cleanup;
+    }
     if (!json_is_object(in) || !type) {
         *reply = ws_error(EMS_BAD_REQUEST, "expected a JSON object with a \"type\"");
         goto cleanup;
@@ -329,20 +375,21 @@ void ws_chat_handle(ws_role *w, const ems_principal *who, const char *token, con
                            type);
         goto cleanup;
     }
-    if (!frame_handlers[i].fn) {
-        *reply = json_pack("{s:s}", "type", "pong");
-        goto cleanup;
-    }
-    ems_db *db = ems_store_get(w->env->store);
-    if (!db) {
+    ems_db *db = frame_handlers[i].needs_db ? ems_store_get(w->env->store) : NULL;
+    if (frame_handlers[i].needs_db && !db) {
         rc = EMS_UNAVAILABLE;
         why = "database unavailable";
     } else {
-        rc = frame_handlers[i].fn(w, db, who, token, in, &why);
-        ems_store_put(w->env->store, db);
+        rc = frame_handlers[i].fn(w, db, who, token, in, &answer, &why);
+        if (db) ems_store_put(w->env->store, db);
     }
     if (rc) *reply = ws_error(rc, why);
+    else if (frame_handlers[i].answer == ANSWER_ALWAYS || (frame_handlers[i].answer == ANSWER_IF_REF && ref))
+        *reply = json_incref(answer);
 cleanup:
+    if (*reply && ref) json_object_set(*reply, "ref", ref);
+    json_decref(answer);
+    json_decref(ref);
     json_decref(in);
 }
 
