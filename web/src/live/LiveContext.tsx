@@ -68,8 +68,8 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
     [],
   );
   const nextKey = useRef(1);
-  /** A frame other than a ping went out since the last ping (see the outbox in state.ts). */
-  const unfenced = useRef(false);
+  /** Numbers the refs of chat.send frames (see the outbox in state.ts); a retry takes a new one. */
+  const nextRef = useRef(1);
 
   if (socketRef.current === null && typeof WebSocket !== 'undefined') {
     socketRef.current = new LiveSocket({
@@ -106,31 +106,19 @@ export function LiveProvider({ token, children }: { token: string; children: Rea
     return () => window.clearInterval(timer);
   }, [typingCount]);
 
-  const send = useCallback((frame: Frame) => {
-    const sent = socketRef.current?.send(frame) ?? false;
-    if (sent && frame.type !== 'ping') unfenced.current = true;
-    return sent;
-  }, []);
+  const send = useCallback((frame: Frame) => socketRef.current?.send(frame) ?? false, []);
   const sendChatAs = useCallback((key: number, conversation: string, text: string, to?: string) => {
-    const socket = socketRef.current;
+    // The server answers with this ref: the stored message, or the error that refused it.
+    const ref = `c${nextRef.current++}`;
     // The assistant answers "yesterday" in the asker's zone: the browser's, as on the consumption page.
     const frame: Frame =
       to === 'assistant'
-        ? { type: 'chat.send', to, text, tz: browserTimeZone() }
+        ? { type: 'chat.send', to, text, tz: browserTimeZone(), ref }
         : to !== undefined
-          ? { type: 'chat.send', to, text }
-          : { type: 'chat.send', text };
-    let pings = 0;
-    if (socket && socket.currentStatus === 'open') {
-      // A ping first when other frames went out since the last one, so that their errors are told
-      // apart from this message's; the ping after it closes the message's window.
-      const fence = unfenced.current;
-      if ((!fence || socket.send({ type: 'ping' })) && socket.send(frame) && socket.send({ type: 'ping' })) {
-        pings = fence ? 2 : 1;
-        unfenced.current = false;
-      }
-    }
-    dispatch({ type: 'send', key, conversation, ...(to !== undefined ? { to } : {}), text, pings });
+          ? { type: 'chat.send', to, text, ref }
+          : { type: 'chat.send', text, ref };
+    const sent = socketRef.current?.send(frame) ?? false;
+    dispatch({ type: 'send', key, ref, conversation, ...(to !== undefined ? { to } : {}), text, sent });
   }, []);
   const sendChat = useCallback(
     (conversation: string, text: string, to?: string) => sendChatAs(nextKey.current++, conversation, text, to),

@@ -172,26 +172,40 @@ describe('answers that race a chat.seen', () => {
 });
 
 describe('messages on their way (the outbox)', () => {
-  const send = (key: number, text: string, pings = 1, conversation = CLIENT): LiveAction => ({ type: 'send', key, conversation, text, pings });
-  const echo = (id: number, text: string, conversation = CLIENT) =>
-    frame({ type: 'chat.message', ...msg(id, 'client', { text, conversation }) });
-  const error = (code: string, message = 'no') => frame({ type: 'error', code, message });
-  const pong = frame({ type: 'pong' });
+  // Each send carries ref `c<key>` here; LiveContext numbers them the same way, a retry taking a new one.
+  const send = (key: number, text: string, sent = true, ref = `c${key}`): LiveAction => ({
+    type: 'send',
+    key,
+    ref,
+    conversation: CLIENT,
+    text,
+    sent,
+  });
+  const echo = (id: number, text: string, ref?: string) =>
+    frame({ type: 'chat.message', ...msg(id, 'client', { text }), ...(ref ? { ref } : {}) });
+  const error = (code: string, message = 'no', ref?: string) => frame({ type: 'error', code, message, ...(ref ? { ref } : {}) });
 
-  it('shows a message as sending until its echo, then once, as stored', () => {
-    let s = run(initialLiveState, hello('client'), send(1, 'hi'));
-    expect(s.outbox[CLIENT]).toMatchObject([{ key: 1, text: 'hi', status: 'sending', accepted: false }]);
-    s = run(s, pong);
-    expect(s.outbox[CLIENT][0].accepted).toBe(true);
+  it('shows a message as sending until the echo with its ref, then once, as stored', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'hi'), send(2, 'hi'));
+    expect(s.outbox[CLIENT]).toMatchObject([
+      { key: 1, ref: 'c1', text: 'hi', status: 'sending' },
+      { key: 2, ref: 'c2', text: 'hi', status: 'sending' },
+    ]);
+    // The second send's echo settles the second entry, though the texts are the same.
+    s = run(s, echo(5, 'hi', 'c2'));
+    expect(s.outbox[CLIENT].map((o) => o.key)).toEqual([1]);
+    // The broadcast copy without a ref (ours or another tab's) settles nothing, and is kept once.
     s = run(s, echo(5, 'hi'));
+    expect(s.outbox[CLIENT].map((o) => o.key)).toEqual([1]);
+    s = run(s, echo(6, 'hi', 'c1'));
     expect(s.outbox[CLIENT]).toBeUndefined();
-    expect(s.messages[CLIENT].map((m) => m.text)).toEqual(['hi']);
-    expect(s.awaiting).toEqual([]);
+    expect(s.messages[CLIENT].map((m) => m.id)).toEqual([5, 6]);
+    expect('ref' in s.messages[CLIENT][0]).toBe(false);
   });
 
-  it('marks the send failed with the error that comes before its pong, and no other', () => {
-    let s = run(initialLiveState, hello('client'), send(1, 'first'), pong, send(2, 'second'));
-    s = run(s, error('forbidden', 'a client may only write to the administrators'), pong);
+  it('marks the send its error names failed, and no other', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'first'), send(2, 'second'));
+    s = run(s, error('forbidden', 'a client may only write to the administrators', 'c2'));
     expect(s.outbox[CLIENT].map((o) => [o.key, o.status])).toEqual([
       [1, 'sending'],
       [2, 'failed'],
@@ -200,33 +214,32 @@ describe('messages on their way (the outbox)', () => {
     expect(failureOf(s.outbox[CLIENT][1].error)).toEqual({ text: 'You may not write to this conversation.', retry: false });
   });
 
-  it('does not take the error of an earlier frame (a typing, a seen) for the send: the fence ping answers first', () => {
-    let s = run(initialLiveState, hello('client'), send(1, 'hello', 2));
-    expect(s.awaiting).toEqual([0, 1]);
-    s = run(s, error('bad_request', 'chat.typing takes {to?}'), pong);
-    expect(s.outbox[CLIENT][0].status).toBe('sending');
-    s = run(s, pong);
-    expect(s.outbox[CLIENT][0]).toMatchObject({ status: 'sending', accepted: true });
+  it('does not take the error of another frame (a typing, a seen, an old send) for a send', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'hello'));
+    s = run(s, error('bad_request', 'chat.typing takes {to?}'), error('bad_request', 'text must be…', 'c0'));
+    expect(s.outbox[CLIENT][0]).toMatchObject({ status: 'sending', error: null });
   });
 
-  it('fails every send still waiting when the server closes for a flood, and keeps the accepted ones', () => {
-    let s = run(initialLiveState, hello('client'), send(1, 'a'), send(2, 'b'), send(3, 'c'), pong);
+  it('fails every send still waiting when the server closes for a flood, and keeps the stored ones', () => {
+    let s = run(initialLiveState, hello('client'), send(1, 'a'), send(2, 'b'), send(3, 'c'), echo(7, 'a', 'c1'));
     s = run(s, error('rate_limited', 'too many messages'));
-    expect(s.outbox[CLIENT].map((o) => o.status)).toEqual(['sending', 'failed', 'failed']);
-    expect(failureOf(s.outbox[CLIENT][1].error)).toEqual({ text: 'Too many messages at once. Wait a moment, then retry.', retry: true });
-    expect(s.awaiting).toEqual([]);
+    expect(s.outbox[CLIENT].map((o) => [o.key, o.status])).toEqual([
+      [2, 'failed'],
+      [3, 'failed'],
+    ]);
+    expect(failureOf(s.outbox[CLIENT][0].error)).toEqual({ text: 'Too many messages at once. Wait a moment, then retry.', retry: true });
+    expect(s.messages[CLIENT].map((m) => m.text)).toEqual(['a']);
     // The connection then closes: the failures keep their reason.
     s = run(s, { type: 'status', status: 'connecting' });
-    expect(s.outbox[CLIENT][1].error?.code).toBe('rate_limited');
+    expect(s.outbox[CLIENT][0].error?.code).toBe('rate_limited');
   });
 
-  it('fails a send whose pong never came when the connection drops, and a send while offline at once', () => {
+  it('fails a send whose answer never came when the connection drops, and a send while offline at once', () => {
     let s = run(initialLiveState, hello('client'), send(1, 'lost'));
     s = run(s, { type: 'status', status: 'connecting' });
     expect(s.outbox[CLIENT][0]).toMatchObject({ status: 'failed', error: { code: 'offline' } });
-    s = run(s, send(2, 'offline', 0));
+    s = run(s, send(2, 'offline', false));
     expect(s.outbox[CLIENT][1]).toMatchObject({ status: 'failed', error: { code: 'offline' } });
-    expect(s.awaiting).toEqual([]);
   });
 
   it('drops a failed copy that the history read after a reconnect shows stored, and only a newer one', () => {
@@ -240,14 +253,16 @@ describe('messages on their way (the outbox)', () => {
     expect(s.outbox[CLIENT].map((o) => o.text)).toEqual(['other']);
   });
 
-  it('retries a failed message as the newest one, and discards on request', () => {
+  it('retries a failed message as the newest one under a new ref, and discards on request', () => {
     let s = run(initialLiveState, hello('client'), send(1, 'a'), send(2, 'b'), error('rate_limited'));
-    s = run(s, send(1, 'a'));
-    expect(s.outbox[CLIENT].map((o) => [o.key, o.status])).toEqual([
-      [2, 'failed'],
-      [1, 'sending'],
+    s = run(s, send(1, 'a', true, 'c3'));
+    expect(s.outbox[CLIENT].map((o) => [o.key, o.ref, o.status])).toEqual([
+      [2, 'c2', 'failed'],
+      [1, 'c3', 'sending'],
     ]);
-    expect(s.awaiting).toEqual([1]);
+    // An answer to the first attempt's ref is not the retry's.
+    s = run(s, error('bad_request', 'late', 'c1'));
+    expect(s.outbox[CLIENT][1].status).toBe('sending');
     s = run(s, { type: 'discard', key: 2 });
     expect(s.outbox[CLIENT].map((o) => o.key)).toEqual([1]);
   });
@@ -255,7 +270,7 @@ describe('messages on their way (the outbox)', () => {
 
 describe('the assistant conversation', () => {
   const question = (id: number) =>
-    frame({ type: 'chat.message', ...msg(id, 'client', { conversation: ASSISTANT, text: 'What is a kWh?' }) }, 5000);
+    frame({ type: 'chat.message', ...msg(id, 'client', { conversation: ASSISTANT, text: 'What is a kWh?' }), ref: 'c1' }, 5000);
   const answer = (id: number, extra: Record<string, unknown> = {}) =>
     frame({
       type: 'chat.message',
@@ -271,7 +286,15 @@ describe('the assistant conversation', () => {
     });
 
   it('waits for the answer after the question, and keeps its source', () => {
-    let s = run(initialLiveState, hello('client'), { type: 'send', key: 1, conversation: ASSISTANT, to: ASSISTANT, text: 'What is a kWh?', pings: 1 });
+    let s = run(initialLiveState, hello('client'), {
+      type: 'send',
+      key: 1,
+      ref: 'c1',
+      conversation: ASSISTANT,
+      to: ASSISTANT,
+      text: 'What is a kWh?',
+      sent: true,
+    });
     s = run(s, question(10));
     expect(s.asking).toEqual({ id: 10, at: 5000 });
     expect(s.outbox[ASSISTANT]).toBeUndefined();

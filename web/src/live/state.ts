@@ -5,15 +5,13 @@
 // docs/ws.md; the server may send a message twice (backlog racing a live push), so everything is
 // kept by id.
 //
-// Messages being sent wait in `outbox` until the server's echo (a chat.message from us with the
-// same text) or a history page shows them stored. The server answers a bad frame with an error
-// frame that names no message, so each chat.send goes out followed by a ping (LiveContext's sendChat):
-// an error that arrives before that ping's pong is the send's own error, and the message is
-// marked failed with it; when other frames went out since the last ping, a ping goes first too,
-// so their errors are not taken for the send's. rate_limited and too_large end the connection:
-// every send still waiting for its pong failed with them. A connection lost before the pong
-// fails the send as well; if the server had stored it after all, the history read on reconnect
-// finds it and the failed copy goes.
+// Messages being sent wait in `outbox` until the server says what became of them. Each chat.send
+// carries a `ref` of its own (LiveContext's sendChat); the server answers the sending session with
+// the stored message carrying that ref, or with an error frame carrying it, and the entry goes or
+// is marked failed with the error. rate_limited and too_large come before the server reads the
+// frame, carry no ref, and end the connection: every send still waiting failed with them. A
+// connection lost before the answer fails the send as well; if the server had stored it after
+// all, the history read on reconnect finds it (same text, a newer id) and the failed copy goes.
 import type { LiveStatus } from './socket';
 
 export type Role = 'admin' | 'client';
@@ -47,13 +45,13 @@ export interface ServerError {
 export interface OutgoingMessage {
   /** Local id (not a server id). */
   key: number;
+  /** The `ref` of the chat.send that sent it last (a retry sends a new one). */
+  ref: string;
   conversation: string;
   /** The chat.send `to` (absent: the client's administrators). */
   to?: string;
   text: string;
   status: 'sending' | 'failed';
-  /** The pong after the send came back without an error: the server stored it. */
-  accepted: boolean;
   error: ServerError | null;
   /** The newest message id of the conversation when it was sent: its stored copy has a higher one. */
   afterId: number;
@@ -112,8 +110,6 @@ export interface LiveState {
   seenUpTo: Record<string, Partial<Record<Role, number>>>;
   /** Our messages on their way, per conversation, oldest first. */
   outbox: Record<string, OutgoingMessage[]>;
-  /** The pings sent and not yet answered, oldest first: the key of the send each one follows, or 0. */
-  awaiting: number[];
   /** Questions to the assistant waiting for the answer: the question's id and when its echo came. */
   asking: { id: number; at: number } | null;
 }
@@ -134,7 +130,6 @@ export const initialLiveState: LiveState = {
   conversations: {},
   seenUpTo: {},
   outbox: {},
-  awaiting: [],
   asking: null,
 };
 
@@ -166,8 +161,8 @@ export type LiveAction =
   | { type: 'conversations'; items: ConversationSummary[] }
   | { type: 'dismissToast'; id: number }
   | { type: 'tick'; now: number }
-  /** A chat.send went out (`pings`: the pings sent with it, 1 or 2; 0 when the socket was closed). */
-  | { type: 'send'; key: number; conversation: string; to?: string; text: string; pings: number }
+  /** A chat.send went out with `ref` (`sent` false: the socket was closed, so it failed at once). */
+  | { type: 'send'; key: number; ref: string; conversation: string; to?: string; text: string; sent: boolean }
   | { type: 'discard'; key: number };
 
 /**
@@ -189,8 +184,9 @@ function lastIdOf(state: LiveState, conv: string): number {
 }
 
 /**
- * Takes out of the outbox the entries that these stored messages of ours are: same conversation,
- * same text, stored after the entry was sent. Entries still sending go first.
+ * Takes out of the outbox the entries that these stored messages of ours are, as a history page
+ * tells: same conversation, same text, stored after the entry was sent. Entries still sending go
+ * first. (A live copy names its entry by ref instead: see onMessage.)
  */
 function settleOutbox(state: LiveState, conv: string, stored: ChatMessage[]): Record<string, OutgoingMessage[]> {
   let list = state.outbox[conv];
@@ -208,10 +204,14 @@ function settleOutbox(state: LiveState, conv: string, stored: ChatMessage[]): Re
   return outbox;
 }
 
-/** Changes one outbox entry, wherever it is. */
-function updateOutgoing(state: LiveState, key: number, change: (o: OutgoingMessage) => OutgoingMessage | null): LiveState {
+/** Changes the outbox entry that `which` picks, wherever it is. */
+function updateOutgoing(
+  state: LiveState,
+  which: (o: OutgoingMessage) => boolean,
+  change: (o: OutgoingMessage) => OutgoingMessage | null,
+): LiveState {
   for (const [conv, list] of Object.entries(state.outbox)) {
-    const i = list.findIndex((o) => o.key === key);
+    const i = list.findIndex(which);
     if (i < 0) continue;
     const next = change(list[i]);
     const updated = next ? list.map((o, j) => (j === i ? next : o)) : list.filter((_, j) => j !== i);
@@ -223,40 +223,40 @@ function updateOutgoing(state: LiveState, key: number, change: (o: OutgoingMessa
   return state;
 }
 
-/** Every send still waiting for its pong failed with `error`; the pings will not be answered. */
-function failAwaiting(state: LiveState, error: ServerError): LiveState {
-  let next: LiveState = { ...state, awaiting: [] };
-  for (const key of state.awaiting) {
-    if (key === 0) continue;
-    next = updateOutgoing(next, key, (o) => (o.status === 'sending' && !o.accepted ? { ...o, status: 'failed', error } : o));
+/** Every send still waiting failed with `error`: the connection ends before their answers. */
+function failSending(state: LiveState, error: ServerError): LiveState {
+  let changed = false;
+  const outbox: Record<string, OutgoingMessage[]> = {};
+  for (const [conv, list] of Object.entries(state.outbox)) {
+    outbox[conv] = list.map((o) => {
+      if (o.status !== 'sending') return o;
+      changed = true;
+      return { ...o, status: 'failed', error };
+    });
   }
-  return next;
+  return changed ? { ...state, outbox } : state;
 }
+
+const isSending = (ref: unknown) => (o: OutgoingMessage) => o.status === 'sending' && o.ref === ref;
 
 function onError(state: LiveState, frame: Record<string, unknown>): LiveState {
   const error: ServerError = {
     code: typeof frame.code === 'string' ? frame.code : 'error',
     message: typeof frame.message === 'string' ? frame.message : '',
   };
-  if (CLOSING_ERRORS.has(error.code)) return failAwaiting(state, error);
-  // The first unanswered ping says which frame this error is about: a send's, or another frame's.
-  const key = state.awaiting[0];
-  if (!key) return state;
-  return updateOutgoing(state, key, (o) => (o.status === 'sending' ? { ...o, status: 'failed', error } : o));
+  if (CLOSING_ERRORS.has(error.code)) return failSending(state, error);
+  // An error about a frame of ours that is no chat.send, or about none, leaves the outbox alone.
+  if (typeof frame.ref !== 'string') return state;
+  return updateOutgoing(state, isSending(frame.ref), (o) => ({ ...o, status: 'failed', error }));
 }
 
-function onPong(state: LiveState): LiveState {
-  const [key, ...awaiting] = state.awaiting;
-  if (key === undefined) return state;
-  const next = { ...state, awaiting };
-  return key ? updateOutgoing(next, key, (o) => (o.status === 'sending' ? { ...o, accepted: true } : o)) : next;
-}
-
-function onMessage(state: LiveState, message: ChatMessage, now: number): LiveState {
+function onMessage(state: LiveState, frame: ChatMessage & { ref?: unknown }, now: number): LiveState {
+  const { ref, ...message } = frame;
   const conv = message.conversation;
   const known = (state.messages[conv] ?? []).some((m) => m.id === message.id);
   const messages = { ...state.messages, [conv]: mergeMessages(state.messages[conv] ?? [], [message]) };
-  const outbox = settleOutbox(state, conv, [message]);
+  // The sender's own copy names its send; every other copy (another tab's, everyone's) names none.
+  const outbox = typeof ref === 'string' ? updateOutgoing(state, (o) => o.ref === ref, () => null).outbox : state.outbox;
   // A question to the assistant waits for an answer with a higher id; the answer ends the wait.
   let asking = state.asking;
   if (conv === ASSISTANT && !known) {
@@ -372,7 +372,6 @@ const FRAMES: Record<string, FrameHandler> = {
   },
   'chat.message': (state, frame, now) => onMessage(state, frame as unknown as ChatMessage, now),
   error: (state, frame) => onError(state, frame),
-  pong: (state) => onPong(state),
   'chat.typing': (state, frame, now) => {
     if (frame.user_id === state.me?.id) return state;
     const conv = frame.conversation as string;
@@ -395,10 +394,10 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
   switch (action.type) {
     case 'status':
       // Presence and typing are only true while connected; the next hello replays them. Sends
-      // without their pong are lost with the connection.
+      // without their answer are lost with the connection.
       return action.status === 'open'
         ? { ...state, status: action.status }
-        : failAwaiting({ ...state, status: action.status, presence: {}, typing: {} }, OFFLINE_ERROR);
+        : failSending({ ...state, status: action.status, presence: {}, typing: {} }, OFFLINE_ERROR);
     case 'frame': {
       const handler = FRAMES[action.frame.type];
       return handler ? handler(state, action.frame, action.now) : state;
@@ -433,21 +432,20 @@ export function liveReducer(state: LiveState, action: LiveAction): LiveState {
     case 'send': {
       const entry: OutgoingMessage = {
         key: action.key,
+        ref: action.ref,
         conversation: action.conversation,
         ...(action.to !== undefined ? { to: action.to } : {}),
         text: action.text,
-        status: action.pings > 0 ? 'sending' : 'failed',
-        accepted: false,
-        error: action.pings > 0 ? null : OFFLINE_ERROR,
+        status: action.sent ? 'sending' : 'failed',
+        error: action.sent ? null : OFFLINE_ERROR,
         afterId: lastIdOf(state, action.conversation),
       };
       // A retry sends an entry again: it moves to the end, as the newest message.
       const others = (state.outbox[action.conversation] ?? []).filter((o) => o.key !== action.key);
-      const awaiting = action.pings === 2 ? [...state.awaiting, 0, action.key] : action.pings === 1 ? [...state.awaiting, action.key] : state.awaiting;
-      return { ...state, outbox: { ...state.outbox, [action.conversation]: [...others, entry] }, awaiting };
+      return { ...state, outbox: { ...state.outbox, [action.conversation]: [...others, entry] } };
     }
     case 'discard':
-      return updateOutgoing(state, action.key, () => null);
+      return updateOutgoing(state, (o) => o.key === action.key, () => null);
     case 'tick': {
       const expired = Object.entries(state.typing).filter(([, t]) => action.now - t.at >= TYPING_TTL_MS);
       if (expired.length === 0) return state;

@@ -1,7 +1,8 @@
 // The chat pages over a fake WebSocket and a fake API: a customer's Assistant conversation beside
 // the administrators' (the old /assistant address leads to it), a question going out as chat.send
 // to "assistant" and its answer coming back with its source; a message the server refuses with an
-// error frame staying in the conversation, marked failed with the reason, and sent again by Retry.
+// error frame staying in the conversation, marked failed with the reason, and sent again by Retry;
+// the server's answers found by the ref each chat.send carries.
 import { act, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fakeFetch, jsonResponse, renderApp, session } from '../test/helpers';
@@ -94,15 +95,12 @@ describe('the assistant in the chat', () => {
     fireEvent.change(screen.getByLabelText('Your question'), { target: { value: 'What is a kWh?' } });
     fireEvent.click(screen.getByRole('button', { name: 'Send' }));
     // The question carries the browser's zone, so that the assistant's "yesterday" is the asker's.
-    expect(socket.sent).toEqual([
-      { type: 'chat.send', to: 'assistant', text: 'What is a kWh?', tz: browserTimeZone() },
-      { type: 'ping' },
-    ]);
+    expect(socket.sent).toEqual([{ type: 'chat.send', to: 'assistant', text: 'What is a kWh?', tz: browserTimeZone(), ref: 'c1' }]);
     expect(screen.getByTestId('message-sending').textContent).toContain('What is a kWh?');
 
     act(() => {
+      socket.push(message(7, { conversation: 'assistant', text: 'What is a kWh?', ref: 'c1' }));
       socket.push(message(7, { conversation: 'assistant', text: 'What is a kWh?' }));
-      socket.push({ type: 'pong' });
     });
     expect(screen.queryByTestId('message-sending')).toBeNull();
     expect(screen.getByTestId('message-ours').textContent).toContain('What is a kWh?');
@@ -142,7 +140,7 @@ describe('a message the server refuses', () => {
     await screen.findByText('No messages yet');
     fireEvent.change(screen.getByLabelText('Your message'), { target: { value: 'one of many' } });
     fireEvent.click(screen.getByRole('button', { name: 'Send' }));
-    expect(socket.sent.at(-2)).toEqual({ type: 'chat.send', text: 'one of many' });
+    expect(socket.sent.at(-1)).toEqual({ type: 'chat.send', text: 'one of many', ref: 'c1' });
     act(() => {
       socket.push({ type: 'error', code: 'rate_limited', message: 'too many messages' });
       socket.drop();
@@ -158,10 +156,10 @@ describe('a message the server refuses', () => {
     const again = FakeWebSocket.instances[1];
     act(() => again.open());
     fireEvent.click(screen.getByRole('button', { name: 'Retry' }));
-    expect(again.sent).toEqual([{ type: 'chat.send', text: 'one of many' }, { type: 'ping' }]);
+    expect(again.sent).toEqual([{ type: 'chat.send', text: 'one of many', ref: 'c2' }]);
     expect(screen.getByTestId('message-sending')).toBeTruthy();
     act(() => {
-      again.push({ type: 'pong' });
+      again.push(message(3, { text: 'one of many', ref: 'c2' }));
       again.push(message(3, { text: 'one of many' }));
     });
     expect(screen.queryByTestId('message-sending')).toBeNull();
@@ -176,12 +174,7 @@ describe('a message the server refuses', () => {
     await screen.findByText('No messages yet');
     fireEvent.change(screen.getByLabelText('Your message'), { target: { value: 'to someone else' } });
     fireEvent.click(screen.getByRole('button', { name: 'Send' }));
-    // The typing frame went first, so a fence ping precedes the send: its pong, then the send's error.
-    act(() => {
-      socket.push({ type: 'pong' });
-      socket.push({ type: 'error', code: 'forbidden', message: 'a client may only write to the administrators' });
-      socket.push({ type: 'pong' });
-    });
+    act(() => socket.push({ type: 'error', code: 'forbidden', message: 'a client may only write to the administrators', ref: 'c1' }));
     expect(screen.getByTestId('failure').textContent).toBe('Not sent: You may not write to this conversation.');
     expect(screen.queryByRole('button', { name: 'Retry' })).toBeNull();
     fireEvent.click(screen.getByRole('button', { name: 'Edit' }));
@@ -189,10 +182,8 @@ describe('a message the server refuses', () => {
     expect(screen.queryByTestId('message-failed')).toBeNull();
 
     fireEvent.click(screen.getByRole('button', { name: 'Send' }));
-    act(() => {
-      socket.push({ type: 'error', code: 'bad_request', message: 'text must be 1-4000 bytes of text' });
-      socket.push({ type: 'pong' });
-    });
+    act(() => socket.push({ type: 'error', code: 'bad_request', message: 'text must be 1-4000 bytes of text', ref: 'c2' }));
+    expect(screen.getByTestId('failure').textContent).toBe('Not sent: The server refused this message.');
     fireEvent.click(screen.getByRole('button', { name: 'Discard' }));
     expect(screen.queryByTestId('message-failed')).toBeNull();
   });
@@ -205,13 +196,13 @@ describe('a message the server refuses', () => {
     fireEvent.change(screen.getByLabelText('Your message'), { target: { value: 'typed' } });
     expect(socket.sent).toEqual([{ type: 'chat.typing' }]);
     fireEvent.click(screen.getByRole('button', { name: 'Send' }));
-    expect(socket.sent.slice(1)).toEqual([{ type: 'ping' }, { type: 'chat.send', text: 'typed' }, { type: 'ping' }]);
-    act(() => {
-      socket.push({ type: 'error', code: 'unavailable', message: 'database unavailable' });
-      socket.push({ type: 'pong' });
-      socket.push({ type: 'pong' });
-    });
+    expect(socket.sent.slice(1)).toEqual([{ type: 'chat.send', text: 'typed', ref: 'c1' }]);
+    // The error names no ref: it is about the typing frame, not the message.
+    act(() => socket.push({ type: 'error', code: 'unavailable', message: 'database unavailable' }));
     expect(screen.queryByTestId('message-failed')).toBeNull();
     expect(screen.getByTestId('message-sending')).toBeTruthy();
+    act(() => socket.push(message(4, { text: 'typed', ref: 'c1' })));
+    expect(screen.queryByTestId('message-sending')).toBeNull();
+    expect(screen.getAllByTestId('message-ours')).toHaveLength(1);
   });
 });
