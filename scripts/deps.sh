@@ -10,7 +10,7 @@ pkgs=(
   libpq-dev postgresql libsqlite3-dev sqlite3
   libjwt-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libicu-dev libssl-dev
   libcmocka-dev rabbitmq-server nginx wrk
-  python3 python3-yaml openssl gettext-base procps iproute2 jq
+  python3 python3-yaml python3-websocket openssl gettext-base procps iproute2 jq
   chromium docker-compose
   libgtk-4-dev xvfb xauth
 )

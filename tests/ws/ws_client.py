@@ -1,26 +1,33 @@
 """
-ws_client.py — a minimal RFC 6455 WebSocket client for the ws suites (stdlib only).
+ws_client.py — the WebSocket client of the ws suites, over websocket-client
+(Debian's python3-websocket, module `websocket`).
 
     c = WSClient.connect("127.0.0.1", port, token=tok)   # raises Refused if not upgraded
     c.send_json({"type": "ping"})
     msg = c.expect("pong")            # the first JSON frame of that type, others skipped
     c.close()
 
-Frames from the client are masked with a random key, as the RFC requires.
-recv() returns (opcode, payload bytes); a close frame's payload starts with
-its 2-byte status code.
+The library does the handshake (and checks Sec-WebSocket-Accept), masks and
+parses frames. What stays here is what the suites need on top: frames of any
+opcode, fragments and raw bytes (c.frame, c.sock) to send malformed or
+flooding input, presence batches handed out entry by entry, and waiting for a
+frame of a type. recv() returns (opcode, payload bytes); a close frame's
+payload starts with its 2-byte status code.
 """
-import base64
-import hashlib
 import json
-import os
 import socket
 import struct
+import sys
 import urllib.parse
 
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+try:
+    import websocket
+except ImportError:  # a python3 that is not Debian's (pyenv, a venv) does not look where apt put it
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import websocket
+from websocket import ABNF
 
-OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
 class Refused(Exception):
@@ -36,68 +43,34 @@ class Closed(Exception):
 
 
 class WSClient:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
+    def __init__(self, ws):
+        self.ws = ws
+        self.sock = ws.sock  # the TCP socket, for raw bytes
         self.unbatched = []  # the rest of a presence.batch, handed out one frame at a time
         self.batches = 0  # presence.batch frames received
 
     @classmethod
     def connect(cls, host, port, token=None, path="/ws", headers=None, timeout=5.0):
+        # Connected here, not by the library: a port nobody listens on is an OSError, not a
+        # refusal, and no proxy from the environment gets in the way.
         sock = socket.create_connection((host, port), timeout=timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
         target = path + ("?token=" + urllib.parse.quote(token, safe="") if token else "")
-        lines = [
-            f"GET {target} HTTP/1.1",
-            f"Host: {host}:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-        ]
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
+        ws = websocket.WebSocket()
         try:
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    raise Refused("connection closed during the handshake")
-                head += chunk
-        except (OSError, socket.timeout) as e:
+            ws.connect(f"ws://{host}:{port}{target}", socket=sock, timeout=timeout, header=dict(headers or {}),
+                       suppress_origin=True)
+        except (websocket.WebSocketException, OSError) as e:
             sock.close()
             raise Refused(str(e)) from e
-        head, rest = head.split(b"\r\n\r\n", 1)
-        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-        if " 101 " not in status + " ":
-            sock.close()
-            raise Refused(status)
-        accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-        if f"sec-websocket-accept: {accept}".lower().encode() not in head.lower():
-            sock.close()
-            raise Refused("bad Sec-WebSocket-Accept")
-        c = cls(sock)
-        c.buf = rest
-        return c
+        return cls(ws)
 
     def send(self, opcode, payload, fin=True):
-        self.sock.sendall(self.frame(opcode, payload, fin))
+        self.ws.send_frame(ABNF.create_frame(payload, opcode, int(bool(fin))))
 
     @staticmethod
     def frame(opcode, payload, fin=True):
         """One masked frame, as bytes."""
-        header = bytes([(0x80 if fin else 0) | opcode])
-        n = len(payload)
-        if n < 126:
-            header += bytes([0x80 | n])
-        elif n < 65536:
-            header += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return header + mask + masked
+        return ABNF.create_frame(payload, opcode, int(bool(fin))).format()
 
     def send_json(self, obj):
         self.send(OP_TEXT, json.dumps(obj).encode())
@@ -105,27 +78,26 @@ class WSClient:
     def send_text(self, text):
         self.send(OP_TEXT, text.encode() if isinstance(text, str) else text)
 
-    def _read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise Closed(None)
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
     def recv(self):
-        b0, b1 = self._read(2)
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", self._read(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", self._read(8))
-        mask = self._read(4) if b1 & 0x80 else None
-        payload = self._read(n)
-        if mask:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return b0 & 0x0F, payload
+        """The next message (fragments joined) or control frame, as (opcode, payload bytes).
+
+        Closed(None) when the socket ends; TimeoutError when nothing comes in time."""
+        op, parts = None, []
+        while True:
+            try:
+                f = self.ws.recv_frame()
+            except websocket.WebSocketTimeoutException as e:
+                raise TimeoutError(str(e)) from e
+            except websocket.WebSocketConnectionClosedException as e:
+                raise Closed(None) from e
+            data = f.data if isinstance(f.data, bytes) else f.data.encode()
+            if f.opcode in (OP_CLOSE, OP_PING, OP_PONG):
+                return f.opcode, data
+            if f.opcode != OP_CONT:
+                op = f.opcode
+            parts.append(data)
+            if f.fin:
+                return op, b"".join(parts)
 
     def next_json(self, timeout=5.0):
         """The next JSON text frame; Closed on a close frame or the end of the socket.
@@ -134,7 +106,7 @@ class WSClient:
         coalesces presence; docs/ws.md), and self.batches counts the batches seen."""
         if self.unbatched:
             return self.unbatched.pop(0)
-        self.sock.settimeout(timeout)
+        self.ws.settimeout(timeout)
         while True:
             op, payload = self.recv()
             if op == OP_CLOSE:
@@ -170,7 +142,7 @@ class WSClient:
 
     def wait_close(self, timeout=5.0):
         """The close code the server sends (skipping other frames); None if the socket just ends."""
-        self.sock.settimeout(timeout)
+        self.ws.settimeout(timeout)
         try:
             while True:
                 op, payload = self.recv()
@@ -181,7 +153,7 @@ class WSClient:
 
     def close(self):
         try:
-            self.send(OP_CLOSE, struct.pack("!H", 1000))
-        except OSError:
+            self.ws.send_close(1000)
+        except (websocket.WebSocketException, OSError):
             pass
-        self.sock.close()
+        self.ws.shutdown()
