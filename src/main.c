@@ -45,7 +45,7 @@ static const ems_conf_def common_conf[] = {
     {"bus_dlq_max_bytes", "EMS_BUS_DLQ_MAX_BYTES", EMS_CONF_INT, "8388608", 0, 1073741824,
      "embedded: bytes of dead letters kept in memory per queue; the oldest are dropped first, and counted"},
     {"http_threads", "EMS_HTTP_THREADS", EMS_CONF_INT, "0", 0, 256, "HTTP worker threads (0: one per core)"},
-    {"max_body", "EMS_MAX_BODY", EMS_CONF_INT, "1048576", 1024, 64 * 1024 * 1024, "largest request body in bytes"},
+    {"max_body", "EMS_MAX_BODY", EMS_CONF_INT, "1048576", 1024, 64L * 1024 * 1024, "largest request body in bytes"},
     {"http_max_conns_per_ip", "EMS_HTTP_MAX_CONNS_PER_IP", EMS_CONF_INT, "-1", -1, 4096,
      "HTTP connections one client address may hold (0: no limit; -1: 128 embedded, none behind the gateway)"},
     {"http_conn_limit_exempt", "EMS_HTTP_CONN_LIMIT_EXEMPT", EMS_CONF_STR, "", 0, 0,

@@ -270,7 +270,7 @@ const char *ems_bearer(const char *authorization) {
 ems_rc ems_password_hash(const char *pw, char out[EMS_PWHASH_LEN]) {
     pthread_once(&sodium_once, sodium_start);
     /* OWASP's minimum for argon2id: 19 MiB, two passes. */
-    if (crypto_pwhash_str_alg(out, pw, strlen(pw), 2, 19u * 1024 * 1024, crypto_pwhash_ALG_ARGON2ID13) != 0)
+    if (crypto_pwhash_str_alg(out, pw, strlen(pw), 2, (size_t)19 * 1024 * 1024, crypto_pwhash_ALG_ARGON2ID13) != 0)
         return EMS_NOMEM;
     return EMS_OK;
 }

@@ -134,7 +134,7 @@ static ems_rc conf_file(ems_conf *c, const char *path, char *err, size_t errlen)
 static const char *flag_key(const char *arg, char *buf, size_t len) {
     if (strncmp(arg, "--", 2) != 0 || !arg[2]) return NULL;
     size_t i = 0;
-    for (arg += 2; *arg && *arg != '=' && i + 1 < len; arg++) buf[i++] = *arg == '-' ? '_' : *arg;
+    for (arg += 2; *arg && *arg != '=' && i + 1 < len; arg++) buf[i++] = (char)(*arg == '-' ? '_' : *arg);
     buf[i] = '\0';
     return buf;
 }
@@ -203,7 +203,7 @@ void ems_conf_help(const ems_conf *c, FILE *out) {
         const ems_conf_def *d = c->v[i].def;
         char flag[64];
         size_t j = 0;
-        for (const char *k = d->key; *k && j + 1 < sizeof flag; k++) flag[j++] = *k == '_' ? '-' : *k;
+        for (const char *k = d->key; *k && j + 1 < sizeof flag; k++) flag[j++] = (char)(*k == '_' ? '-' : *k);
         flag[j] = '\0';
         fprintf(out, "  --%-22s %-26s %s", flag, d->env ? d->env : "", d->help);
         if (d->def && d->type != EMS_CONF_SECRET && *d->def) fprintf(out, " [default: %s]", d->def);

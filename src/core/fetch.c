@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FETCH_MAX_BODY (1024 * 1024)
+#define FETCH_MAX_BODY ((size_t)1024 * 1024)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 

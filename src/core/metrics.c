@@ -72,7 +72,7 @@ static uint64_t hash_key(const family *f, const char *labels) {
 
 static int table_grow(void) {
     size_t cap = table_cap ? table_cap * 2 : 256;
-    series **t = calloc(cap, sizeof *t);
+    series **t = calloc(cap, sizeof(series *));
     if (!t) return -1;
     for (size_t i = 0; i < table_cap; i++) {
         series *s = table[i];

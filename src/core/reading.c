@@ -338,7 +338,7 @@ static int literal(cursor *c, const char *word, size_t n) {
  * recursion: one bit per open level says object (1) or array (0).
  */
 static int skip_value(cursor *c, int depth) {
-    unsigned char kinds[MAX_DEPTH / 8];
+    unsigned char kinds[MAX_DEPTH / 8] = {0};
     int level = 0;
     for (;;) {
         skip_ws(c);
@@ -412,7 +412,7 @@ static int key_of(const char *k, size_t len) {
 
 /* A field's value: strings and numbers are kept, anything else is validated and skipped. */
 static int field_value(cursor *c, int key, int depth, field *f) {
-    char ch = c->p < c->end ? *c->p : '\0';
+    char ch = (char)(c->p < c->end ? *c->p : '\0');
     if (ch == '"') {
         f->kind = V_STRING;
         if (key != K_TIMESTAMP) return string_value(c, key == K_OTHER ? NULL : f->text, sizeof f->text, &f->len);
@@ -540,7 +540,7 @@ ems_rc readings_parse(const char *body, size_t len, ems_tz *zone, reading **out,
                     cap = ncap;
                 }
                 /* Past the limit the readings are only validated: the count refuses the message. */
-                reading spare, *r = count < cap ? &rs[count] : &spare;
+                reading spare = {0}, *r = count < cap ? &rs[count] : &spare;
                 int was_bad = bad;
                 if (c.p < c.end && *c.p == '{') {
                     if (reading_object(&c, 2, r, why, sizeof why, &bad)) goto cleanup;

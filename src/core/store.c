@@ -43,7 +43,7 @@ void ems_store_clean_msg(char *dst, size_t n, const char *src) {
     if (n == 0) return;
     size_t j = 0;
     for (const char *p = src ? src : ""; *p && j + 1 < n; p++)
-        dst[j++] = *p == '"' ? '\'' : (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+        dst[j++] = (char)(*p == '"' ? '\'' : (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p);
     while (j > 0 && dst[j - 1] == ' ') j--;
     dst[j] = '\0';
 }
@@ -384,7 +384,7 @@ ems_rc ems_store_open(const char *url, unsigned pool, ems_store **out, char *err
     s->size = pool;
     s->target = strdup(target);
     s->dbs = calloc(pool, sizeof *s->dbs);
-    s->idle = calloc(pool, sizeof *s->idle);
+    s->idle = calloc(pool, sizeof(ems_db *));
     if (!s->target || !s->dbs || !s->idle) goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -18,7 +18,7 @@
 #define DEFAULT_PATH "/api/readings"
 #define CONNECT_TIMEOUT_MS 3000L
 #define IO_TIMEOUT_MS 30000L
-#define BODY_MAX (4 * 1024 * 1024)
+#define BODY_MAX ((size_t)4 * 1024 * 1024)
 #define TOKEN_MAX 4096
 
 struct sim_httpc {

@@ -129,7 +129,7 @@ static const char *const link_names[] = {[EMS_SIM_LINK_CONNECTING] = "connecting
 static const char *const device_names[] = {[EMS_SIM_DEVICE_RUNNING] = "running", [EMS_SIM_DEVICE_PAUSED] = "paused",
                                            [EMS_SIM_DEVICE_STOPPED] = "stopped"};
 
-#define NAME_OF(table, i) ((unsigned)(i) < sizeof table / sizeof table[0] ? table[i] : "unknown")
+#define NAME_OF(table, i) ((unsigned)(i) < sizeof(table) / sizeof((table)[0]) ? (table)[i] : "unknown")
 
 const char *ems_sim_mode_name(ems_sim_mode m) { return NAME_OF(mode_names, m); }
 const char *ems_sim_run_state_name(ems_sim_run_state s) { return NAME_OF(run_names, s); }

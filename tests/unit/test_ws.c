@@ -478,6 +478,12 @@ static void test_slow_auth_stalls_no_other_session(void **state) {
     assert_int_equal(ems_jwt_sign(fx->jwt, &who, 600, &slow, &exp), EMS_OK);
     who.ver = SLOW_REVOKED_VER;
     assert_int_equal(ems_jwt_sign(fx->jwt, &who, 600, &slow_revoked, &exp), EMS_OK);
+    /*
+     * Both questions may land on one of the fake auth's HTTP threads and be answered one after
+     * the other (2 × SLOW_AUTH_MS): the timeout must not turn the second into "unavailable".
+     */
+    char err[128];
+    assert_int_equal(ems_conf_set(fx->r[0].conf, "ws_auth_timeout_ms", "5000", err, sizeof err), EMS_OK);
     int a = wsc_open(port, tok_client1);
     assert_true(a >= 0);
     json_decref(wsc_expect(a, "hello"));

@@ -19,7 +19,7 @@ static const ems_conf_def auth_conf[] = {
     {"admin_username", "EMS_ADMIN_USERNAME", EMS_CONF_STR, "admin", 0, 0, "initial administrator's username"},
     {"admin_password", "EMS_ADMIN_PASSWORD", EMS_CONF_SECRET, "", 0, 0,
      "initial administrator's password (generated and printed once if empty)"},
-    {"token_ttl", "EMS_TOKEN_TTL", EMS_CONF_INT, "3600", 1, 31 * 24 * 3600, "token lifetime in seconds"},
+    {"token_ttl", "EMS_TOKEN_TTL", EMS_CONF_INT, "3600", 1, 31L * 24 * 3600, "token lifetime in seconds"},
     {"login_rate", "EMS_LOGIN_RATE", EMS_CONF_INT, "60", 1, 1000000, "login attempts a minute per address"},
     {"login_max_failures", "EMS_LOGIN_MAX_FAILURES", EMS_CONF_INT, "5", 1, 1000,
      "failed logins per username from one address before 429 (for that address only)"},

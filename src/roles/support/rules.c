@@ -19,7 +19,7 @@
 #define RULE_ID_MAX 64
 #define KEYWORD_TOKENS_MAX 8
 #define TEMPLATE_MAX 4000
-#define RULES_FILE_MAX (1024 * 1024)
+#define RULES_FILE_MAX ((size_t)1024 * 1024)
 
 /* A text cut into lower-case tokens: one buffer, NUL-separated, and pointers into it. */
 typedef struct tokens {

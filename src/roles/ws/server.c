@@ -59,7 +59,7 @@
 /* The close code of a socket refused because auth cannot say: RFC 6455's "try again later". */
 #define CLOSE_TRY_AGAIN_LATER 1013
 /* How often the sessions are swept for expired tokens. */
-#define SWEEP_US (1000 * 1000)
+#define SWEEP_US ((lws_usec_t)1000 * 1000)
 /* TCP keepalive: a peer gone without a FIN is dropped after about 60 + 3 x 10 s of silence. */
 #define KEEPALIVE_IDLE_S 60
 #define KEEPALIVE_PROBES 3
@@ -213,7 +213,7 @@ static void queue_presence(ws_server *s, session *ss, const char *text, size_t l
     if (ss->presence_n == 0) {
         if (s->ntouched == s->touched_cap) {
             size_t cap = s->touched_cap ? s->touched_cap * 2 : 64;
-            session **t = realloc(s->touched, cap * sizeof *t);
+            session **t = realloc(s->touched, cap * sizeof(session *));
             if (!t) return;
             s->touched = t;
             s->touched_cap = cap;
