@@ -76,6 +76,16 @@ def queue_messages(name):
     return q.get("messages", 0) if status == 200 and q else -1
 
 
+def pipeline_backlog():
+    """Messages (ready and unacknowledged) in the input queue and the replica queues; -1 if unknown."""
+    status, queues = http_json("GET", MGMT + "/api/queues/%2F", headers=BASIC)
+    if status != 200 or not isinstance(queues, list):
+        return -1
+    names = [q for q in queues if not q["name"].endswith(".dlq") and
+             (q["name"] == QUEUE or q["name"].startswith("internal.loadbalancer.monitoring.queue."))]
+    return sum(q.get("messages", 0) for q in names) if names else -1
+
+
 def snapshot(pid):
     """The command line, environment and cwd of a running process, to start it again after a kill."""
     with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -175,7 +185,12 @@ def main():
         if bad:
             time.sleep(0.5)
     check("daily totals exact after kill -9 of a replica and of the balancer and a broker restart", not bad, bad[:3])
-    time.sleep(1)  # any redelivery still on its way would show now
+    # Any redelivery still on its way would show once the pipeline's queues are drained: the
+    # input queue and every replica queue hold nothing, ready or unacknowledged.
+    until = time.time() + 30
+    while time.time() < until and pipeline_backlog() != 0:
+        time.sleep(0.2)
+    check("the pipeline's queues drained", pipeline_backlog() == 0, pipeline_backlog())
     status, body = http_json("GET", f"{GATEWAY}/api/consumption/{devices[0]}?date=2026-06-01&tz=UTC", None, admin)
     check("totals stay exact (nothing counted twice later)",
           status == 200 and abs(body["total_kwh"] - expected_day[(devices[0], "2026-06-01")]) < 1e-6)

@@ -909,6 +909,24 @@ static void *pg_upsert_device(void *arg) {
     return (void *)(intptr_t)rc;
 }
 
+/* Transactions waiting for an advisory lock, asked on a connection of its own (the test's pool is busy). */
+static long pg_lock_waiters(void) {
+    char err[256];
+    ems_store *probe = NULL;
+    ems_rows *rows = NULL;
+    long n = -1;
+    assert_int_equal(ems_store_open(pg.url, 1, &probe, err, sizeof err), EMS_OK);
+    ems_db *db = ems_store_get(probe);
+    assert_non_null(db);
+    if (ems_db_query(db, &rows, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", "") ==
+        EMS_OK)
+        n = (long)ems_rows_int(rows, 0, 0);
+    ems_rows_free(rows);
+    ems_store_put(probe, db);
+    ems_store_close(probe);
+    return n;
+}
+
 /*
  * Two replicas apply a device's delete and a late upsert of it at the same
  * moment: the upsert must not bring the device back.  The delete is held
@@ -933,7 +951,12 @@ static void test_pg_delete_and_upsert_at_once(void **state) {
     assert_int_equal(monitoring_device_event(db, EMS_STORE_PG, "device.deleted", device, T0 + 1), EMS_OK);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, pg_upsert_device, id), 0);
-    usleep(300 * 1000); /* the upsert is under way on the other connection */
+    /*
+     * The upsert is under way on the other connection once it waits for the device's lock.  Without
+     * the lock (the bug this test is for) it never waits: after 5 s the delete commits anyway and
+     * the assertions below fail.
+     */
+    for (int i = 0; i < 500 && pg_lock_waiters() < 1; i++) usleep(10 * 1000);
     assert_int_equal(ems_db_commit(db), EMS_OK);
     ems_store_put(pg.store, db);
     void *rc = NULL;

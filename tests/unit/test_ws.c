@@ -195,6 +195,17 @@ static int teardown(void **state) {
 
 static int ws_port(fixture *fx, int i) { return ws_server_port(((ws_role *)fx->r[i].state)->server); }
 
+/* Waits (up to 10 s) until each of two replicas knows the other from its heartbeat. */
+static int replicas_know_each_other(fixture *fx) {
+    for (int i = 0; i < 200; i++) {
+        if (ws_replicas_peers(((ws_role *)fx->r[0].state)->replicas) >= 1 &&
+            ws_replicas_peers(((ws_role *)fx->r[1].state)->replicas) >= 1)
+            return 1;
+        usleep(50 * 1000);
+    }
+    return 0;
+}
+
 static int read_full(int fd, void *buf, size_t n) {
     size_t got = 0;
     while (got < n) {
@@ -555,8 +566,7 @@ static void test_session_closes_when_its_token_expires(void **state) {
  */
 static void test_revocation_closes_open_sessions_on_every_replica(void **state) {
     fixture *fx = *state;
-    for (int i = 0; i < 50 && count_rows(fx, "SELECT count(*) FROM ws_replicas") < 2; i++) usleep(100 * 1000);
-    usleep(2500 * 1000); /* each replica has seen the other's heartbeat */
+    assert_true(replicas_know_each_other(fx));
     char *renewed = NULL;
     int64_t exp;
     ems_principal after = client1;
@@ -733,8 +743,7 @@ static void test_bad_frames_get_errors_and_floods_a_close(void **state) {
 static void test_chat_between_replicas(void **state) {
     fixture *fx = *state;
     /* The admin on replica 0, the client on replica 1; wait until each knows the other from the heartbeat. */
-    for (int i = 0; i < 50 && count_rows(fx, "SELECT count(*) FROM ws_replicas") < 2; i++) usleep(100 * 1000);
-    usleep(2500 * 1000);
+    assert_true(replicas_know_each_other(fx));
     int adm = wsc_open(ws_port(fx, 0), tok_admin), cli = wsc_open(ws_port(fx, 1), tok_client1);
     assert_true(adm >= 0 && cli >= 0);
     json_decref(wsc_expect(adm, "hello"));

@@ -179,6 +179,18 @@ def revoked_token_is_refused_by_every_replica_and_its_sockets_closed():
         connect(k, replica).close()
 
 
+def peers(rest):
+    """The ems_ws_peers gauge on a replica's /metrics (public on a distributed role's port); -1 if absent."""
+    try:
+        with urllib.request.urlopen(rest + "/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("ems_ws_peers "):
+                    return float(line.split()[1])
+    except (urllib.error.URLError, OSError):
+        pass
+    return -1
+
+
 def register(prefix):
     name = f"{prefix}{secrets.token_hex(4)}"
     st, j = http("POST", f"{AUTH}/api/auth/register", {
@@ -194,8 +206,11 @@ def main():
                            {"username": os.environ["ADMIN_USERNAME"], "password": os.environ["ADMIN_PASSWORD"]})
         assert st == 200, (st, F.admin)
         F.client, F.other = register("wsd"), register("wse")
-        # Each replica must have seen the other's heartbeat (every 2 s).
-        time.sleep(4.5)
+        # Each replica must know the other from its heartbeat (every 2 s): its ems_ws_peers gauge says so.
+        until = time.time() + 15
+        while time.time() < until and not all(peers(url) >= 1 for url in REST):
+            time.sleep(0.2)
+        assert all(peers(url) >= 1 for url in REST), "the replicas never saw each other's heartbeat"
     except Exception:
         traceback.print_exc()
         print("0 passed, 1 failed")

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "ws.h"
 
@@ -134,8 +135,19 @@ static void heartbeat(ws_replicas *r) {
     if (n && (r->peers = calloc(n, sizeof *r->peers)))
         for (size_t i = 0; i < n; i++)
             if ((r->peers[r->npeers] = strdup(ems_rows_text(rows, i, 0)))) r->npeers++;
+    size_t peers = r->npeers;
     pthread_mutex_unlock(&r->lock);
+    ems_metrics_gauge("ems_ws_peers", "Other ws replicas this one knows alive (its deliveries go to them too).",
+                      (double)peers);
     ems_rows_free(rows);
+}
+
+size_t ws_replicas_peers(ws_replicas *r) {
+    if (!r) return 0;
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->npeers;
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 static void *replica_thread(void *arg) {

@@ -174,5 +174,7 @@ ems_rc ws_replicas_start(ws_role *w, ws_replicas **out);
 void ws_replicas_publish(ws_replicas *r, ws_target target, const char *user, const char *exclude, int64_t ver,
                          const char *text);
 void ws_replicas_stop(ws_replicas *r); /* accepts NULL */
+/* How many other replicas this one knows alive (from its last heartbeat); 0 for NULL. */
+size_t ws_replicas_peers(ws_replicas *r);
 
 #endif
