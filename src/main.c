@@ -41,7 +41,8 @@ static const ems_conf_def common_conf[] = {
     {"log_level", "EMS_LOG_LEVEL", EMS_CONF_STR, "info", 0, 0, "debug, info, warn or error"},
     {"log_rate_limit", "EMS_LOG_RATE_LIMIT", EMS_CONF_INT, "10", 0, 1000000,
      "lines of one log event per log_rate_window_ms; the rest are counted in one log.suppressed line (0: no limit)"},
-    {"log_rate_window_ms", "EMS_LOG_RATE_WINDOW_MS", EMS_CONF_INT, "10000", 100, 3600000, "log_rate_limit's window (ms)"},
+    {"log_rate_window_ms", "EMS_LOG_RATE_WINDOW_MS", EMS_CONF_INT, "10000", 100, 3600000,
+     "log_rate_limit's window (ms)"},
     {"bus_dlq_max_bytes", "EMS_BUS_DLQ_MAX_BYTES", EMS_CONF_INT, "8388608", 0, 1073741824,
      "embedded: bytes of dead letters kept in memory per queue; the oldest are dropped first, and counted"},
     {"http_threads", "EMS_HTTP_THREADS", EMS_CONF_INT, "0", 0, 256, "HTTP worker threads (0: one per core)"},
@@ -53,14 +54,17 @@ static const ems_conf_def common_conf[] = {
     {"http_header_timeout", "EMS_HTTP_HEADER_TIMEOUT", EMS_CONF_INT, "10", 1, 3600,
      "seconds from accept to the end of a request's headers, however slowly they come"},
     {"metrics_access", "EMS_METRICS_ACCESS", EMS_CONF_STR, "", 0, 0,
-     "who may GET /metrics: admin (an admin token or metrics_token) or public; default admin embedded, public behind the gateway"},
-    {"metrics_token", "EMS_METRICS_TOKEN", EMS_CONF_SECRET, "", 0, 0, "bearer secret that may read /metrics (a scraper's)"},
+     "who may GET /metrics: admin (an admin token or metrics_token) or public; default admin embedded, public behind "
+     "the gateway"},
+    {"metrics_token", "EMS_METRICS_TOKEN", EMS_CONF_SECRET, "", 0, 0,
+     "bearer secret that may read /metrics (a scraper's)"},
     {"jwt_public_key_file", "EMS_JWT_PUBLIC_KEY_FILE", EMS_CONF_STR, "", 0, 0,
      "ES256 public key (embedded default: <data_dir>/jwt-public.pem)"},
     {"jwt_private_key_file", "EMS_JWT_PRIVATE_KEY_FILE", EMS_CONF_STR, "", 0, 0,
      "ES256 private key, auth role only (embedded default: <data_dir>/jwt-private.pem)"},
     {"ingest_token", "EMS_INGEST_TOKEN", EMS_CONF_SECRET, "", 0, 0, "bearer secret for POST /api/readings"},
-    {"ws_url", "EMS_WS_URL", EMS_CONF_STR, "", 0, 0, "WebSocket URL told to the web app (default: /ws behind a gateway, ws://<host>:<ws_port>/ws embedded)"},
+    {"ws_url", "EMS_WS_URL", EMS_CONF_STR, "", 0, 0,
+     "WebSocket URL told to the web app (default: /ws behind a gateway, ws://<host>:<ws_port>/ws embedded)"},
     {"db_ip", "DB_IP", EMS_CONF_STR, "127.0.0.1", 0, 0, "PostgreSQL host"},
     {"db_port", "DB_PORT", EMS_CONF_INT, "5432", 1, 65535, "PostgreSQL port"},
     {"db_user", "DB_USER", EMS_CONF_STR, "postgres", 0, 0, "PostgreSQL user"},
@@ -85,8 +89,8 @@ static const ems_conf_def common_conf[] = {
      "monitoring → devices alerts"},
     {"rabbitmq_notification_queue", "RABBITMQ_NOTIFICATION_QUEUE", EMS_CONF_STR,
      "internal.device.websocket.user.notification.queue", 0, 0, "devices → ws notifications"},
-    {"rabbitmq_data_collection_queue", "RABBITMQ_DATA_COLLECTION_QUEUE", EMS_CONF_STR,
-     "external.data.collection.queue", 0, 0, "meters → balancer readings"},
+    {"rabbitmq_data_collection_queue", "RABBITMQ_DATA_COLLECTION_QUEUE", EMS_CONF_STR, "external.data.collection.queue",
+     0, 0, "meters → balancer readings"},
     {"rabbitmq_monitoring_queue_prefix", "RABBITMQ_MONITORING_QUEUE_PREFIX", EMS_CONF_STR,
      "internal.loadbalancer.monitoring.queue.", 0, 0, "balancer → monitoring replica queues (+ replica number)"},
     {"replica_id", "REPLICA_ID", EMS_CONF_INT, "1", 1, 1024, "monitoring replica number"},
@@ -424,7 +428,9 @@ static int serve(int argc, char **argv) {
     }
     config_ctx cfg = {
         .mode = embedded ? "embedded" : "distributed",
-        .ws_url = *ws_url ? ws_url : embedded ? NULL : "/ws",
+        .ws_url = *ws_url    ? ws_url
+                  : embedded ? NULL
+                             : "/ws",
         .ws_port = ws_port ? ws_port : ems_conf_int(c, "port") + 1,
     };
     ems_http_routes(http, config_routes, 1, &cfg);
@@ -435,10 +441,12 @@ static int serve(int argc, char **argv) {
         if (!embedded && strcmp(def->name, role) != 0) continue;
         running_role *r = &run[nrun++];
         r->def = def;
-        r->env = (ems_role_env){.name = def->name, .conf = c, .bus = bus, .jwt = jwt, .http = http, .embedded = embedded};
+        r->env =
+            (ems_role_env){.name = def->name, .conf = c, .bus = bus, .jwt = jwt, .http = http, .embedded = embedded};
         if (def->has_store) {
             if (open_store(c, def->name, embedded, &r->env.store, err, sizeof err)) goto fail;
-            char *dir = path_join(sql_dir, def->name), *engine_dir = dir ? path_join(dir, ems_store_engine_name(r->env.store)) : NULL;
+            char *dir = path_join(sql_dir, def->name),
+                 *engine_dir = dir ? path_join(dir, ems_store_engine_name(r->env.store)) : NULL;
             ems_rc rc = engine_dir ? ems_store_migrate(r->env.store, engine_dir, err, sizeof err) : EMS_NOMEM;
             free(dir);
             free(engine_dir);

@@ -59,15 +59,15 @@ typedef struct conn {
     int fd;
     int state;
     int kind;
-    int pair;              /* CLIENT / ADMIN: index into the pairs */
-    const char *id;        /* the user's id */
+    int pair;       /* CLIENT / ADMIN: index into the pairs */
+    const char *id; /* the user's id */
     const char *token;
-    char accept[32];       /* the Sec-WebSocket-Accept we expect */
+    char accept[32]; /* the Sec-WebSocket-Accept we expect */
     unsigned char *rx;
     size_t rx_len, rx_cap;
     unsigned char *tx;
     size_t tx_len, tx_cap;
-    int want_out;          /* EPOLLOUT registered */
+    int want_out; /* EPOLLOUT registered */
 } conn;
 
 typedef struct pair {

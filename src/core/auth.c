@@ -52,9 +52,7 @@ ems_role ems_role_parse(const char *name) {
     return EMS_ROLE_NONE;
 }
 
-const char *ems_role_name(ems_role role) {
-    return (unsigned)role <= EMS_ROLE_ADMIN ? role_names[role] : "none";
-}
+const char *ems_role_name(ems_role role) { return (unsigned)role <= EMS_ROLE_ADMIN ? role_names[role] : "none"; }
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 static void sodium_start(void) {
@@ -154,8 +152,7 @@ static ems_rc generate_pair(const char *priv_path, const char *pub_path, char *e
     return rc;
 }
 
-ems_rc ems_jwt_load(const char *priv_path, const char *pub_path, int create, ems_jwt **out, char *err,
-                    size_t errlen) {
+ems_rc ems_jwt_load(const char *priv_path, const char *pub_path, int create, ems_jwt **out, char *err, size_t errlen) {
     if (create && priv_path && access(priv_path, F_OK) != 0 && access(pub_path, F_OK) != 0) {
         ems_rc rc = generate_pair(priv_path, pub_path, err, errlen);
         if (rc) return rc;
@@ -286,8 +283,8 @@ void ems_uuid(char out[EMS_ID_LEN]) {
     randombytes_buf(b, sizeof b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, EMS_ID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(out, EMS_ID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 int ems_uuid_valid(const char *s) {

@@ -28,8 +28,8 @@ typedef enum { EMS_ROLE_NONE = 0, EMS_ROLE_CLIENT = 1, EMS_ROLE_ADMIN = 2 } ems_
 ems_role ems_role_parse(const char *name);
 const char *ems_role_name(ems_role role); /* "client", "admin", "none" */
 
-#define EMS_ID_LEN 37        /* a UUID in text and its NUL */
-#define EMS_USERNAME_MAX 64  /* bytes, without NUL */
+#define EMS_ID_LEN 37       /* a UUID in text and its NUL */
+#define EMS_USERNAME_MAX 64 /* bytes, without NUL */
 
 typedef struct ems_principal {
     char id[EMS_ID_LEN];
@@ -53,8 +53,7 @@ void ems_jwt_free(ems_jwt *j); /* accepts NULL */
  * `create` is set, generates a P-256 pair and writes them (private key 0600).
  * priv_path may be NULL to load only the public key.
  */
-ems_rc ems_jwt_load(const char *priv_path, const char *pub_path, int create, ems_jwt **out, char *err,
-                    size_t errlen);
+ems_rc ems_jwt_load(const char *priv_path, const char *pub_path, int create, ems_jwt **out, char *err, size_t errlen);
 
 /* Signs p (id, username, role, ver) valid for ttl seconds; *token is malloc'd. */
 ems_rc ems_jwt_sign(ems_jwt *j, const ems_principal *p, int64_t ttl, char **token, int64_t *expires_at);

@@ -19,7 +19,7 @@
 /* A consumer as the application registered it; the driver calls bus_handle with it. */
 typedef struct bus_consumer {
     struct bus_consumer *next;
-    ems_bus_handler fn;         /* one message at a time, or */
+    ems_bus_handler fn;        /* one message at a time, or */
     ems_bus_batch_handler bfn; /* a batch at a time */
     void *ctx;
     char queue[];
@@ -155,8 +155,7 @@ ems_rc ems_bus_open(const char *url, ems_bus **out, char *err, size_t errlen) {
     if (located)
         ems_log(EMS_LOG_INFO, "bus.open", "driver=%s host=%s port=%d vhost=%s user=%s", drv->name, b->url.host,
                 b->url.port, b->url.vhost, b->url.user);
-    else
-        ems_log(EMS_LOG_INFO, "bus.open", "driver=%s", drv->name);
+    else ems_log(EMS_LOG_INFO, "bus.open", "driver=%s", drv->name);
     *out = b;
     b = NULL;
 cleanup:
@@ -265,10 +264,8 @@ static ems_rc consume_any(ems_bus *b, const char *queue, unsigned prefetch, size
     c->bfn = bfn;
     c->ctx = ctx;
     memcpy(c->queue, queue, qlen + 1);
-    if (fn)
-        rc = b->drv->consume(b->state, queue, prefetch, bus_handle, c);
-    else
-        rc = b->drv->consume_batch(b->state, queue, prefetch, max_batch, max_wait_ms, bus_handle_batch, c);
+    if (fn) rc = b->drv->consume(b->state, queue, prefetch, bus_handle, c);
+    else rc = b->drv->consume_batch(b->state, queue, prefetch, max_batch, max_wait_ms, bus_handle_batch, c);
     if (rc != EMS_OK) goto cleanup;
     c->next = b->consumers;
     b->consumers = c;

@@ -53,8 +53,7 @@ ems_rc ems_bus_declare(ems_bus *b, const char *queue);
 ems_rc ems_bus_publish(ems_bus *b, const char *queue, const char *body, size_t len);
 
 /* Publishes n messages with one wait for confirms.  EMS_OK only if all were confirmed. */
-ems_rc ems_bus_publish_batch(ems_bus *b, const char *queue, const char *const *bodies, const size_t *lens,
-                             size_t n);
+ems_rc ems_bus_publish_batch(ems_bus *b, const char *queue, const char *const *bodies, const size_t *lens, size_t n);
 
 /*
  * The same through a named exchange, with `queue` as the routing key, and

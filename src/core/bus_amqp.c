@@ -71,11 +71,11 @@ typedef struct amqp_consumer {
     amqp_link link;
     char *queue;
     unsigned prefetch;
-    ems_bus_handler fn;         /* one of fn, bfn */
+    ems_bus_handler fn; /* one of fn, bfn */
     ems_bus_batch_handler bfn;
-    size_t max_batch;           /* batch consumers: 1..prefetch deliveries per call */
-    unsigned max_wait_ms;       /* how long to wait for more after the first */
-    amqp_envelope_t *envs;      /* max_batch each */
+    size_t max_batch;      /* batch consumers: 1..prefetch deliveries per call */
+    unsigned max_wait_ms;  /* how long to wait for more after the first */
+    amqp_envelope_t *envs; /* max_batch each */
     ems_bus_msg *msgs;
     ems_verdict *verdicts;
     void *ctx;
@@ -180,10 +180,8 @@ static void link_drop(amqp_link *l, int graceful, int backoff) {
         l->conn = NULL;
     }
     link_forget_declared(l);
-    if (backoff)
-        link_backoff(l);
-    else
-        l->next_try_ms = 0;
+    if (backoff) link_backoff(l);
+    else l->next_try_ms = 0;
 }
 
 static void link_free(amqp_link *l) {
@@ -349,8 +347,7 @@ static ems_rc pub_frame(amqp_link *l, const amqp_frame_t *f, confirm_set *cs) {
                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         return EMS_CONFLICT; /* the broker refused this publish (403, 404 ...): trying again will not help */
     }
-    default:
-        return EMS_OK; /* basic.return (we never publish mandatory), connection.blocked, ... */
+    default: return EMS_OK; /* basic.return (we never publish mandatory), connection.blocked, ... */
     }
 }
 
@@ -667,12 +664,9 @@ static int batch_settle(amqp_consumer *c, size_t n) {
     }
     for (i = 0; i < n && st == AMQP_STATUS_OK; i++) {
         uint64_t tag = c->envs[i].delivery_tag;
-        if (c->verdicts[i] == EMS_BUS_ACK)
-            st = amqp_basic_ack(conn, CHANNEL, tag, 0);
-        else if (c->verdicts[i] == EMS_BUS_REJECT)
-            st = amqp_basic_reject(conn, CHANNEL, tag, 0);
-        else
-            st = amqp_basic_nack(conn, CHANNEL, tag, 0, 1);
+        if (c->verdicts[i] == EMS_BUS_ACK) st = amqp_basic_ack(conn, CHANNEL, tag, 0);
+        else if (c->verdicts[i] == EMS_BUS_REJECT) st = amqp_basic_reject(conn, CHANNEL, tag, 0);
+        else st = amqp_basic_nack(conn, CHANNEL, tag, 0, 1);
     }
     return st;
 }

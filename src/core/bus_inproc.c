@@ -53,7 +53,7 @@ typedef struct dead_letter {
 typedef struct inproc_queue {
     struct inproc_queue *next;
     pthread_mutex_t run; /* held while the handler runs; guards everything below */
-    ems_bus_handler fn;         /* the consumer: one of fn, bfn */
+    ems_bus_handler fn;  /* the consumer: one of fn, bfn */
     ems_bus_batch_handler bfn;
     void *ctx;
     dead_letter *dlq_head, *dlq_tail;
@@ -182,10 +182,8 @@ static ems_rc dlq_add(inproc_bus *b, inproc_queue *q, const char *body, size_t l
         d->len = len;
         if (len) memcpy(d->body, body, len);
         d->body[len] = '\0';
-        if (q->dlq_tail)
-            q->dlq_tail->next = d;
-        else
-            q->dlq_head = d;
+        if (q->dlq_tail) q->dlq_tail->next = d;
+        else q->dlq_head = d;
         q->dlq_tail = d;
         q->dlq_kept++;
         q->dlq_bytes += len;

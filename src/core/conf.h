@@ -27,8 +27,8 @@ typedef enum {
 } ems_conf_type;
 
 typedef struct ems_conf_def {
-    const char *key;  /* snake_case; the flag is --key with '_' → '-' */
-    const char *env;  /* environment variable, or NULL */
+    const char *key; /* snake_case; the flag is --key with '_' → '-' */
+    const char *env; /* environment variable, or NULL */
     ems_conf_type type;
     const char *def;  /* default as text; NULL means unset */
     long min, max;    /* bounds for EMS_CONF_INT (both 0: no bounds) */

@@ -108,8 +108,7 @@ void support_url_host(const char *url, char *out, size_t n) {
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
         snprintf(out, n, "%s", host);
-    else
-        snprintf(out, n, "?");
+    else snprintf(out, n, "?");
     curl_free(host);
     curl_url_cleanup(u);
 }

@@ -17,7 +17,7 @@
 void ems_fetch_init(void);
 
 typedef struct ems_fetch_req {
-    const char *method;    /* "GET" or "POST" */
+    const char *method; /* "GET" or "POST" */
     const char *url;
     const char *bearer;    /* sent as "Authorization: Bearer <bearer>", or NULL */
     const char *json_body; /* POST body (sent as application/json), or NULL */

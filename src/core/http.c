@@ -55,9 +55,9 @@
 #include "log.h"
 #include "metrics.h"
 
-#define MAX_GROUPS 32          /* route tables: one per role is the norm */
-#define MAX_RAW 8              /* handlers registered with ems_http_raw_body */
-#define MAX_READY 32           /* readiness checks */
+#define MAX_GROUPS 32 /* route tables: one per role is the norm */
+#define MAX_RAW 8     /* handlers registered with ems_http_raw_body */
+#define MAX_READY 32  /* readiness checks */
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_MAX_HEADER (16u << 10)
 #define DEFAULT_MAX_CONNS 4096
@@ -65,8 +65,8 @@
 #define DEFAULT_HEADER_TIMEOUT_S 10
 #define POOL_SLACK (16u << 10) /* connection memory beyond the headers: MHD's own structures and buffers */
 #define PREALLOC_MAX (64u << 10)
-#define MAX_EXEMPT 32          /* entries of conn_limit_exempt */
-#define ADDR_BUCKETS 256       /* per-address connection counts */
+#define MAX_EXEMPT 32    /* entries of conn_limit_exempt */
+#define ADDR_BUCKETS 256 /* per-address connection counts */
 
 typedef struct {
     const ems_route *routes;
@@ -154,7 +154,7 @@ struct ems_http {
     ready_entry ready[MAX_READY];
     _Atomic size_t nready;
     _Atomic(token_hook *) hook;
-    token_hook *hooks; /* every hook ever set, for ems_http_free */
+    token_hook *hooks;      /* every hook ever set, for ems_http_free */
     atomic_int hook_broken; /* a hook could not be installed: refuse every token */
 
     atomic_int starting;
@@ -176,8 +176,8 @@ typedef struct http_req {
     char ip[INET6_ADDRSTRLEN];
     char *args;      /* in-process calls (conn is NULL): the decoded query, "name\0value\0" pairs */
     size_t args_len; /* bytes of args */
-    char *params; /* decoded path parameters, after raw */
-    char raw[];   /* the path as sent, without the query string */
+    char *params;    /* decoded path parameters, after raw */
+    char raw[];      /* the path as sent, without the query string */
 } http_req;
 
 typedef struct resp_header {
@@ -373,8 +373,7 @@ static enum MHD_Result queue(http_req *q, unsigned status, struct MHD_Response *
     const char *label = q->label ? q->label : "unmatched";
     const char *method = method_label(q->req.method);
     ems_metrics_http(method, label, (int)status, secs);
-    ems_log(EMS_LOG_DEBUG, "http.request", "method=%s route=%s status=%u ms=%.3f", method, label, status,
-            secs * 1000);
+    ems_log(EMS_LOG_DEBUG, "http.request", "method=%s route=%s status=%u ms=%.3f", method, label, status, secs * 1000);
     return ok;
 }
 
@@ -596,19 +595,15 @@ static void failed_field(const char *fmt, int position, va_list ap, char *out, s
             return;
         }
         /* One value done: the enclosing object wants its next key, the array its next index. */
-        if (depth > 0 && stack[depth - 1].kind == '{')
-            stack[depth - 1].key = NULL;
-        else if (depth > 0)
-            stack[depth - 1].index++;
+        if (depth > 0 && stack[depth - 1].kind == '{') stack[depth - 1].key = NULL;
+        else if (depth > 0) stack[depth - 1].index++;
     }
     /* The path to the failing token: keys of enclosing objects, indexes of enclosing arrays. */
     size_t used = 0;
     for (int d = 0; d < depth && used < len; d++) {
         int n = 0;
-        if (stack[d].kind == '[')
-            n = snprintf(out + used, len - used, "[%d]", stack[d].index);
-        else if (stack[d].key)
-            n = snprintf(out + used, len - used, "%s%s", used ? "." : "", stack[d].key);
+        if (stack[d].kind == '[') n = snprintf(out + used, len - used, "[%d]", stack[d].index);
+        else if (stack[d].key) n = snprintf(out + used, len - used, "%s%s", used ? "." : "", stack[d].key);
         if (n < 0) break;
         used += (size_t)n;
     }
@@ -629,10 +624,8 @@ ems_rc ems_req_unpack(ems_req *r, ems_resp *resp, const char *fmt, ...) {
     } else if (failed) {
         char field[128];
         failed_field(fmt, err.position, walk, field, sizeof field);
-        if (field[0])
-            rc = ems_fail(resp, EMS_BAD_REQUEST, "invalid body: field '%s': %s", field, err.text);
-        else
-            rc = ems_fail(resp, EMS_BAD_REQUEST, "invalid body: %s", err.text);
+        if (field[0]) rc = ems_fail(resp, EMS_BAD_REQUEST, "invalid body: field '%s': %s", field, err.text);
+        else rc = ems_fail(resp, EMS_BAD_REQUEST, "invalid body: %s", err.text);
     }
     va_end(walk);
     va_end(ap);
@@ -660,7 +653,8 @@ static ems_rc authorize(http_req *q, ems_access access) {
     const char *token = ems_bearer(header(q, MHD_HTTP_HEADER_AUTHORIZATION));
     q->req.token = token;
     q->req.who.role = EMS_ROLE_NONE;
-    if (access == EMS_ACCESS_INGEST && token && h->ingest_token && secret_equal(token, h->ingest_token, h->ingest_len)) {
+    if (access == EMS_ACCESS_INGEST && token && h->ingest_token &&
+        secret_equal(token, h->ingest_token, h->ingest_len)) {
         q->req.ingest = 1;
         return EMS_OK;
     }
@@ -830,12 +824,9 @@ static int addr_rule_parse(const char *text, addr_rule *r) {
     memcpy(addr, text, n);
     addr[n] = '\0';
     memset(r, 0, sizeof *r);
-    if (inet_pton(AF_INET, addr, r->net.b) == 1)
-        r->net.len = 4;
-    else if (inet_pton(AF_INET6, addr, r->net.b) == 1)
-        r->net.len = 16;
-    else
-        return 0;
+    if (inet_pton(AF_INET, addr, r->net.b) == 1) r->net.len = 4;
+    else if (inet_pton(AF_INET6, addr, r->net.b) == 1) r->net.len = 16;
+    else return 0;
     r->bits = r->net.len * 8u;
     if (text[n] == '/') {
         char *end;
@@ -920,7 +911,8 @@ static void track_wait(conn_track *t, unsigned allowed_s) {
     t->waiting = 1;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_ConnectionNotificationCode code) {
+static void on_connection(void *cls, struct MHD_Connection *conn, void **ctx,
+                          enum MHD_ConnectionNotificationCode code) {
     ems_http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -970,10 +962,8 @@ static void track_headers(ems_http *h, struct MHD_Connection *conn, int waiting)
     conn_track *t = ci ? ci->socket_context : NULL;
     if (!t) return;
     pthread_mutex_lock(&h->conn_lock);
-    if (waiting)
-        track_wait(t, h->timeout_s > h->header_timeout_s ? h->timeout_s : h->header_timeout_s);
-    else
-        t->waiting = 0;
+    if (waiting) track_wait(t, h->timeout_s > h->header_timeout_s ? h->timeout_s : h->header_timeout_s);
+    else t->waiting = 0;
     pthread_mutex_unlock(&h->conn_lock);
 }
 
@@ -1029,8 +1019,7 @@ static int wants_raw(ems_http *h, ems_handler fn) {
 }
 
 static enum MHD_Result finish(http_req *q) {
-    if (q->too_large)
-        return reply_errorf(q, EMS_TOO_LARGE, "request body exceeds %zu bytes", q->h->max_body);
+    if (q->too_large) return reply_errorf(q, EMS_TOO_LARGE, "request body exceeds %zu bytes", q->h->max_body);
     if (q->no_memory) return reply_error(q, EMS_NOMEM, NULL, NULL);
     if (q->body_len && method_has_json_body(q->req.method)) {
         if (!is_json_type(header(q, MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -1126,8 +1115,7 @@ static enum MHD_Result route(http_req *q) {
     /* Refuse an announced oversize body before reading it; a body of unknown size is judged as it comes. */
     const char *length = header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
-    if (declared > h->max_body)
-        return reply_errorf(q, EMS_TOO_LARGE, "request body exceeds %zu bytes", h->max_body);
+    if (declared > h->max_body) return reply_errorf(q, EMS_TOO_LARGE, "request body exceeds %zu bytes", h->max_body);
     if (declared) {
         /* Sized as announced, up to a bound: an announcement alone should not reserve much memory. */
         size_t cap = declared < PREALLOC_MAX ? (size_t)declared : PREALLOC_MAX;
@@ -1237,8 +1225,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
     return q;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
     track_headers(cls, conn, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     http_req *q = *con_cls;
     if (!q) return;
@@ -1351,8 +1338,8 @@ static ems_rc call_run(ems_http *h, http_req *q, ems_resp *resp) {
     return rc ? rc : q->route->handler(&q->req, resp, q->route_ctx);
 }
 
-ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const ems_principal *who,
-                     const char *token, long *status, char **body) {
+ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const ems_principal *who, const char *token,
+                     long *status, char **body) {
     size_t n = strcspn(target, "?");
     ems_resp resp = {0};
     ems_rc rc = EMS_NOMEM, hrc;
@@ -1372,8 +1359,7 @@ ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const 
     snprintf(q->ip, sizeof q->ip, "local");
     if (call_args_parse(q, target[n] == '?' ? target + n + 1 : "") != 0)
         hrc = q->args ? ems_fail(&resp, EMS_BAD_REQUEST, "invalid query string") : EMS_NOMEM;
-    else
-        hrc = call_run(h, q, &resp);
+    else hrc = call_run(h, q, &resp);
 
     long st = hrc ? ems_rc_status(hrc) : resp.status ? resp.status : 204;
     if (hrc) {
@@ -1433,8 +1419,10 @@ ems_http *ems_http_new(const ems_http_opts *opts) {
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sweep's deadlines are monotonic */
     pthread_cond_init(&h->sweep_wake, &ca);
     pthread_condattr_destroy(&ca);
-    if (!h->bind || (opts->static_dir && !h->static_dir) || (opts->ingest_token && *opts->ingest_token && !h->ingest_token) ||
-        (opts->conn_limit_exempt && !h->exempt_text) || (opts->metrics_token && *opts->metrics_token && !h->metrics_token)) {
+    if (!h->bind || (opts->static_dir && !h->static_dir) ||
+        (opts->ingest_token && *opts->ingest_token && !h->ingest_token) ||
+        (opts->conn_limit_exempt && !h->exempt_text) ||
+        (opts->metrics_token && *opts->metrics_token && !h->metrics_token)) {
         ems_http_free(h);
         return NULL;
     }
@@ -1553,17 +1541,12 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen) {
     h->start_err[0] = '\0';
     atomic_store(&h->starting, 1);
     /* The logger goes first: MHD reports problems with the options that follow through it. */
-    h->daemon = MHD_start_daemon(flags, (uint16_t)h->want_port, on_accept, h, on_request, h,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                 MHD_OPTION_SOCK_ADDR, addr,
-                                 MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u, /* 1 = no pool */
-                                 MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
-                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->max_header + POOL_SLACK,
-                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                                 MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)h->want_port, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u, /* 1 = no pool */
+        MHD_OPTION_CONNECTION_LIMIT, h->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->max_header + POOL_SLACK, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
     atomic_store(&h->starting, 0);
     if (!h->daemon) {
         pthread_mutex_lock(&h->lock);

@@ -46,15 +46,15 @@ typedef enum {
 
 typedef struct ems_req {
     const char *method;
-    const char *path;                           /* without the query string */
-    const char *param[EMS_HTTP_MAX_PARAMS];     /* path parameters in pattern order */
-    json_t *body;                               /* parsed JSON body, NULL if none was sent */
-    ems_principal who;                          /* who.role == EMS_ROLE_NONE when anonymous */
-    const char *token;                          /* the bearer token as sent, or NULL */
-    int ingest;                                 /* 1 if authenticated with the ingest token */
-    void *impl;                                 /* the server's own */
-    const char *raw_body;                       /* see ems_http_raw_body: the body as sent (no NUL added) */
-    size_t raw_len;                             /* its length in bytes */
+    const char *path;                       /* without the query string */
+    const char *param[EMS_HTTP_MAX_PARAMS]; /* path parameters in pattern order */
+    json_t *body;                           /* parsed JSON body, NULL if none was sent */
+    ems_principal who;                      /* who.role == EMS_ROLE_NONE when anonymous */
+    const char *token;                      /* the bearer token as sent, or NULL */
+    int ingest;                             /* 1 if authenticated with the ingest token */
+    void *impl;                             /* the server's own */
+    const char *raw_body;                   /* see ems_http_raw_body: the body as sent (no NUL added) */
+    size_t raw_len;                         /* its length in bytes */
 } ems_req;
 
 typedef struct ems_resp ems_resp; /* owned by the server */
@@ -78,10 +78,10 @@ ems_rc ems_req_unpack(ems_req *r, ems_resp *resp, const char *fmt, ...);
  * Numbers are written with 15 significant digits: 0.721188, not the binary
  * noise 0.72118800000000005 that a double holds.
  */
-ems_rc ems_reply_json(ems_resp *resp, int status, json_t *body);            /* steals body */
+ems_rc ems_reply_json(ems_resp *resp, int status, json_t *body); /* steals body */
 ems_rc ems_reply_raw(ems_resp *resp, int status, const char *content_type, char *data,
-                     size_t len);                                          /* takes data (malloc'd) */
-ems_rc ems_reply_empty(ems_resp *resp, int status);                         /* e.g. 204 */
+                     size_t len);                                             /* takes data (malloc'd) */
+ems_rc ems_reply_empty(ems_resp *resp, int status);                           /* e.g. 204 */
 ems_rc ems_reply_header(ems_resp *resp, const char *name, const char *value); /* copies both */
 
 /*
@@ -108,21 +108,21 @@ typedef struct ems_route {
 } ems_route;
 
 typedef struct ems_http_opts {
-    const char *bind;          /* address to listen on; NULL = "127.0.0.1" */
-    int port;                  /* 0 = any free port (see ems_http_port) */
-    unsigned threads;          /* 0 = number of cores */
-    size_t max_body;           /* bytes; 0 = 1 MiB; larger bodies get 413 */
-    size_t max_header;         /* bytes of headers per request; 0 = 16 KiB */
-    unsigned max_conns;        /* 0 = 4096 */
-    unsigned timeout_s;        /* idle connection timeout; 0 = 30 */
-    unsigned max_conns_per_ip; /* connections one client address may hold; 0 = no limit */
+    const char *bind;              /* address to listen on; NULL = "127.0.0.1" */
+    int port;                      /* 0 = any free port (see ems_http_port) */
+    unsigned threads;              /* 0 = number of cores */
+    size_t max_body;               /* bytes; 0 = 1 MiB; larger bodies get 413 */
+    size_t max_header;             /* bytes of headers per request; 0 = 16 KiB */
+    unsigned max_conns;            /* 0 = 4096 */
+    unsigned timeout_s;            /* idle connection timeout; 0 = 30 */
+    unsigned max_conns_per_ip;     /* connections one client address may hold; 0 = no limit */
     const char *conn_limit_exempt; /* comma-separated addresses or CIDRs max_conns_per_ip spares, or NULL */
-    unsigned header_timeout_s; /* accept (or the previous response) to end of headers; 0 = 10 */
-    ems_access metrics_access; /* EMS_ACCESS_ANY (the default) or EMS_ACCESS_ADMIN for GET /metrics */
-    const char *metrics_token; /* with EMS_ACCESS_ADMIN: a bearer secret that may read /metrics too, or NULL */
-    const char *static_dir;    /* web app files, or NULL */
-    ems_jwt *jwt;              /* token verifier; NULL: only EMS_ACCESS_ANY routes work */
-    const char *ingest_token;  /* secret for EMS_ACCESS_INGEST, or NULL */
+    unsigned header_timeout_s;     /* accept (or the previous response) to end of headers; 0 = 10 */
+    ems_access metrics_access;     /* EMS_ACCESS_ANY (the default) or EMS_ACCESS_ADMIN for GET /metrics */
+    const char *metrics_token;     /* with EMS_ACCESS_ADMIN: a bearer secret that may read /metrics too, or NULL */
+    const char *static_dir;        /* web app files, or NULL */
+    ems_jwt *jwt;                  /* token verifier; NULL: only EMS_ACCESS_ANY routes work */
+    const char *ingest_token;      /* secret for EMS_ACCESS_INGEST, or NULL */
 } ems_http_opts;
 
 typedef struct ems_http ems_http;
@@ -165,8 +165,8 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen);
  * and *body (malloc'd, NUL-terminated, maybe empty; errors in the usual
  * JSON envelope); EMS_NOMEM.
  */
-ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const ems_principal *who,
-                     const char *token, long *status, char **body);
+ems_rc ems_http_call(ems_http *h, const char *method, const char *target, const ems_principal *who, const char *token,
+                     long *status, char **body);
 int ems_http_port(const ems_http *h);
 void ems_http_free(ems_http *h); /* stops it first; accepts NULL */
 

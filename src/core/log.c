@@ -34,11 +34,11 @@ static char log_context[128];
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
 typedef struct {
-    char event[64];         /* "" = free */
-    int64_t window_start;   /* ms, monotonic */
-    unsigned lines;         /* written in this window */
+    char event[64];       /* "" = free */
+    int64_t window_start; /* ms, monotonic */
+    unsigned lines;       /* written in this window */
     unsigned long suppressed;
-    ems_log_level level;    /* of the last suppressed line: the summary's */
+    ems_log_level level; /* of the last suppressed line: the summary's */
 } rate_slot;
 
 typedef struct {
@@ -61,9 +61,7 @@ int ems_log_level_parse(const char *name) {
 
 void ems_log_set_level(ems_log_level level) { ems_log_min = level; }
 
-void ems_log_set_context(const char *fields) {
-    snprintf(log_context, sizeof log_context, "%s", fields ? fields : "");
-}
+void ems_log_set_context(const char *fields) { snprintf(log_context, sizeof log_context, "%s", fields ? fields : ""); }
 
 void ems_log_set_rate(unsigned lines, long window_ms) {
     pthread_mutex_lock(&rate_lock);
@@ -102,8 +100,8 @@ static void write_summaries(const summary *s, size_t n, long window_ms) {
     for (size_t i = 0; i < n; i++) {
         char line[512];
         int k = line_head(line, sizeof line, s[i].level, "log.suppressed");
-        int m = snprintf(line + k, sizeof line - (size_t)k - 1, "of=%s lines=%lu window_ms=%ld", s[i].event,
-                         s[i].lines, window_ms);
+        int m = snprintf(line + k, sizeof line - (size_t)k - 1, "of=%s lines=%lu window_ms=%ld", s[i].event, s[i].lines,
+                         window_ms);
         line_write(line, k + (m > 0 ? m : 0), sizeof line);
     }
 }
@@ -161,7 +159,8 @@ static int rate_admit(ems_log_level level, const char *event) {
         if (now >= next_sweep_ms) { /* windows whose event went quiet: their counts are told now */
             next_sweep_ms = now + SWEEP_EVERY_MS;
             for (size_t i = 0; i < RATE_SLOTS && ndue < SWEEP_MAX; i++)
-                if (&rate_slots[i] != r && rate_slots[i].suppressed && now - rate_slots[i].window_start >= rate_window_ms)
+                if (&rate_slots[i] != r && rate_slots[i].suppressed &&
+                    now - rate_slots[i].window_start >= rate_window_ms)
                     ndue += slot_close(&rate_slots[i], now, &due[ndue]);
         }
     }

@@ -35,12 +35,11 @@ void ems_log_set_rate(unsigned lines, long window_ms);
 /* Writes the log.suppressed lines still owed (at exit, so that no count is lost). */
 void ems_log_flush(void);
 
-void ems_log_write(ems_log_level level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void ems_log_write(ems_log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-#define ems_log(level, event, ...)                                            \
-    do {                                                                      \
-        if ((level) >= ems_log_min) ems_log_write((level), (event), __VA_ARGS__); \
+#define ems_log(level, event, ...)                                                                                     \
+    do {                                                                                                               \
+        if ((level) >= ems_log_min) ems_log_write((level), (event), __VA_ARGS__);                                      \
     } while (0)
 
 #endif

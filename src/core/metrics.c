@@ -24,8 +24,7 @@ typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } metric_kind;
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};
 
 /* Upper bounds of the duration histogram's buckets; +Inf is implied. */
-static const double duration_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                         0.1,    0.25,  0.5,    1,     2.5};
+static const double duration_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 #define NBOUNDS (sizeof duration_bounds / sizeof duration_bounds[0])
 
 typedef struct series series;
@@ -42,8 +41,8 @@ typedef struct family {
 struct series {
     family *fam;
     uint64_t hash;
-    char *labels; /* rendered, escaped; "" when none */
-    double value; /* counter or gauge */
+    char *labels;                  /* rendered, escaped; "" when none */
+    double value;                  /* counter or gauge */
     uint64_t buckets[NBOUNDS + 1]; /* histogram: per bucket, not cumulative; last is +Inf */
     double sum;
     uint64_t count;
@@ -51,12 +50,22 @@ struct series {
 };
 
 /* The fixed families, listed first in every rendering; named ones are appended. */
-static family bus_messages = {"ems_bus_messages_total", "Bus messages handled, by queue and verdict.",
-                              KIND_COUNTER, 1, NULL, NULL, NULL};
-static family http_duration = {"ems_http_request_duration_seconds", "Time to answer an HTTP request, by route.",
-                               KIND_HISTOGRAM, 1, NULL, NULL, &bus_messages};
-static family http_requests = {"ems_http_requests_total", "HTTP requests served, by method, route and status.",
-                               KIND_COUNTER, 1, NULL, NULL, &http_duration};
+static family bus_messages = {
+    "ems_bus_messages_total", "Bus messages handled, by queue and verdict.", KIND_COUNTER, 1, NULL, NULL, NULL};
+static family http_duration = {"ems_http_request_duration_seconds",
+                               "Time to answer an HTTP request, by route.",
+                               KIND_HISTOGRAM,
+                               1,
+                               NULL,
+                               NULL,
+                               &bus_messages};
+static family http_requests = {"ems_http_requests_total",
+                               "HTTP requests served, by method, route and status.",
+                               KIND_COUNTER,
+                               1,
+                               NULL,
+                               NULL,
+                               &http_duration};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static family *families_head = &http_requests;
@@ -108,10 +117,8 @@ static series *series_get(family *f, const char *labels) {
     while (table[i]) i = (i + 1) & (table_cap - 1);
     table[i] = s;
     table_used++;
-    if (f->last)
-        f->last->next = s;
-    else
-        f->first = s;
+    if (f->last) f->last->next = s;
+    else f->first = s;
     f->last = s;
     return s;
 }
@@ -165,10 +172,8 @@ static const char *escape_of(char c, int in_label) {
 static void text_escaped(text *t, const char *s, int in_label) {
     for (; *s; s++) {
         const char *e = escape_of(*s, in_label);
-        if (e)
-            text_add(t, e, 2);
-        else
-            text_add(t, s, 1);
+        if (e) text_add(t, e, 2);
+        else text_add(t, s, 1);
     }
 }
 
@@ -178,10 +183,10 @@ static void text_escaped(text *t, const char *s, int in_label) {
  */
 static size_t labels_write(char *buf, size_t cap, const char *const *kv) {
     size_t n = 0;
-#define PUT(c)                            \
-    do {                                  \
-        if (n + 1 < cap) buf[n] = (c);    \
-        n++;                              \
+#define PUT(c)                                                                                                         \
+    do {                                                                                                               \
+        if (n + 1 < cap) buf[n] = (c);                                                                                 \
+        n++;                                                                                                           \
     } while (0)
     for (size_t i = 0; kv[i]; i += 2) {
         if (i) PUT(',');
@@ -227,14 +232,10 @@ static void label_key_done(label_key *k) { free(k->heap); }
 /* Integers print exactly; everything else round-trips through %.17g. */
 static void text_number(text *t, double v) {
     char buf[64];
-    if (isnan(v))
-        snprintf(buf, sizeof buf, "NaN");
-    else if (isinf(v))
-        snprintf(buf, sizeof buf, "%s", v > 0 ? "+Inf" : "-Inf");
-    else if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        snprintf(buf, sizeof buf, "%.0f", v);
-    else
-        snprintf(buf, sizeof buf, "%.17g", v);
+    if (isnan(v)) snprintf(buf, sizeof buf, "NaN");
+    else if (isinf(v)) snprintf(buf, sizeof buf, "%s", v > 0 ? "+Inf" : "-Inf");
+    else if (v == floor(v) && fabs(v) < 9007199254740992.0) snprintf(buf, sizeof buf, "%.0f", v);
+    else snprintf(buf, sizeof buf, "%.17g", v);
     text_str(t, buf);
 }
 
@@ -317,10 +318,8 @@ static void named_update(const char *name, const char *help, metric_kind kind, d
     family *f = family_get(name, help, kind);
     series *s = f ? series_get(f, "") : NULL;
     if (s) {
-        if (kind == KIND_COUNTER)
-            s->value += v;
-        else
-            s->value = v;
+        if (kind == KIND_COUNTER) s->value += v;
+        else s->value = v;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -369,10 +368,8 @@ static void render_histogram(text *t, const family *f, const series *s) {
     char le[48];
     for (size_t b = 0; b <= NBOUNDS; b++) {
         cumulative += s->buckets[b];
-        if (b < NBOUNDS)
-            snprintf(le, sizeof le, "le=\"%g\"", duration_bounds[b]);
-        else
-            snprintf(le, sizeof le, "le=\"+Inf\"");
+        if (b < NBOUNDS) snprintf(le, sizeof le, "le=\"%g\"", duration_bounds[b]);
+        else snprintf(le, sizeof le, "le=\"+Inf\"");
         render_sample(t, f->name, "_bucket", s->labels, le, (double)cumulative);
     }
     render_sample(t, f->name, "_sum", s->labels, NULL, s->sum);
@@ -394,10 +391,8 @@ char *ems_metrics_render(size_t *len) {
         text_str(&t, kind_names[f->kind]);
         text_add(&t, "\n", 1);
         for (const series *s = f->first; s; s = s->next) {
-            if (f->kind == KIND_HISTOGRAM)
-                render_histogram(&t, f, s);
-            else
-                render_sample(&t, f->name, "", s->labels, NULL, s->value);
+            if (f->kind == KIND_HISTOGRAM) render_histogram(&t, f, s);
+            else render_sample(&t, f->name, "", s->labels, NULL, s->value);
         }
     }
     pthread_mutex_unlock(&lock);

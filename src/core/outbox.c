@@ -40,7 +40,7 @@ struct ems_outbox {
     pthread_t thread;
     pthread_mutex_t mu;       /* guards stop and kicked */
     pthread_mutex_t relay_mu; /* one relay pass at a time: the thread's or a flush */
-    pthread_cond_t cv;  /* on CLOCK_MONOTONIC */
+    pthread_cond_t cv;        /* on CLOCK_MONOTONIC */
     int stop, kicked;
     int joined; /* the relay thread has ended (ems_outbox_halt) */
 };
@@ -74,8 +74,8 @@ ems_rc ems_outbox_add(ems_db *db, const char *queue, json_t *event) {
     if (!json_object_get(event, "at") && json_object_set_new(event, "at", json_integer(now)) != 0) return EMS_NOMEM;
     char *body = json_dumps(event, JSON_COMPACT);
     if (!body) return EMS_NOMEM;
-    ems_rc rc = ems_db_exec(db, "INSERT INTO outbox (queue, body, created_at) VALUES ($1, $2, $3)", "ssi", queue, body,
-                            now);
+    ems_rc rc =
+        ems_db_exec(db, "INSERT INTO outbox (queue, body, created_at) VALUES ($1, $2, $3)", "ssi", queue, body, now);
     free(body);
     return rc;
 }
@@ -119,8 +119,8 @@ static ems_rc relay_batch(ems_outbox *o, int *full) {
     ems_rows *rows = NULL;
     ems_db *db = ems_store_get(o->store);
     if (!db) return EMS_UNAVAILABLE;
-    ems_rc rc = ems_db_query(db, &rows, "SELECT id, queue, body FROM outbox ORDER BY id LIMIT $1", "i",
-                             (int64_t)RELAY_BATCH);
+    ems_rc rc =
+        ems_db_query(db, &rows, "SELECT id, queue, body FROM outbox ORDER BY id LIMIT $1", "i", (int64_t)RELAY_BATCH);
     ems_store_put(o->store, db);
     if (rc != EMS_OK) return rc;
     size_t n = ems_rows_count(rows);

@@ -133,10 +133,10 @@ typedef struct {
     value_kind kind;
     long long i;
     double d;
-    int ts_ok;              /* V_STRING under "timestamp": parsed as ISO-8601 */
+    int ts_ok; /* V_STRING under "timestamp": parsed as ISO-8601 */
     int64_t ts_ms;
-    size_t len;             /* V_STRING: bytes of the decoded text */
-    char text[EMS_ID_LEN];  /* V_STRING: its first 36 bytes, NUL-terminated */
+    size_t len;            /* V_STRING: bytes of the decoded text */
+    char text[EMS_ID_LEN]; /* V_STRING: its first 36 bytes, NUL-terminated */
 } field;
 
 typedef struct {
@@ -512,8 +512,7 @@ static int reading_object(cursor *c, int depth, reading *r, char *why, size_t wh
     return 0;
 }
 
-ems_rc readings_parse(const char *body, size_t len, ems_tz *zone, reading **out, size_t *n, char *err,
-                      size_t errlen) {
+ems_rc readings_parse(const char *body, size_t len, ems_tz *zone, reading **out, size_t *n, char *err, size_t errlen) {
     cursor c = {.start = body, .p = body, .end = body + len, .zone = zone, .err = err, .errlen = errlen};
     reading *rs = NULL;
     size_t count = 0, cap = 0, bad_at = 0;
@@ -607,8 +606,9 @@ char *readings_dump(const reading *r, size_t n, size_t *len) {
     if (!buf) return NULL;
     buf[used++] = '[';
     for (size_t i = 0; i < n; i++) {
-        int w = snprintf(buf + used, cap - used, "%s{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":%.17g}",
-                         i ? "," : "", (long long)r[i].ts_ms, r[i].device_id, r[i].kwh);
+        int w =
+            snprintf(buf + used, cap - used, "%s{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":%.17g}",
+                     i ? "," : "", (long long)r[i].ts_ms, r[i].device_id, r[i].kwh);
         if (w < 0 || (size_t)w >= cap - used) {
             free(buf);
             return NULL;

@@ -44,8 +44,7 @@ typedef struct reading {
  * refused) followed by readings_parse_json does, with one exception: a NUL
  * byte right after a number, which jansson skips, is refused.
  */
-ems_rc readings_parse(const char *body, size_t len, ems_tz *zone, reading **out, size_t *n, char *err,
-                      size_t errlen);
+ems_rc readings_parse(const char *body, size_t len, ems_tz *zone, reading **out, size_t *n, char *err, size_t errlen);
 
 /* Parses the same from a JSON value already loaded. */
 ems_rc readings_parse_json(const json_t *root, ems_tz *zone, reading **out, size_t *n, char *err, size_t errlen);

@@ -11,14 +11,8 @@ static const struct {
 #undef EMS_RC_ROW
 };
 
-int ems_rc_status(ems_rc rc) {
-    return (unsigned)rc < EMS_RC_COUNT ? rc_table[rc].status : 500;
-}
+int ems_rc_status(ems_rc rc) { return (unsigned)rc < EMS_RC_COUNT ? rc_table[rc].status : 500; }
 
-const char *ems_rc_code(ems_rc rc) {
-    return (unsigned)rc < EMS_RC_COUNT ? rc_table[rc].code : "internal";
-}
+const char *ems_rc_code(ems_rc rc) { return (unsigned)rc < EMS_RC_COUNT ? rc_table[rc].code : "internal"; }
 
-const char *ems_rc_message(ems_rc rc) {
-    return (unsigned)rc < EMS_RC_COUNT ? rc_table[rc].msg : "internal error";
-}
+const char *ems_rc_message(ems_rc rc) { return (unsigned)rc < EMS_RC_COUNT ? rc_table[rc].msg : "internal error"; }

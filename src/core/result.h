@@ -12,28 +12,28 @@
 #ifndef EMS_RESULT_H
 #define EMS_RESULT_H
 
-#define EMS_RESULT_MAP(X)                                                 \
-    X(OK, 200, "ok", "ok")                                                \
-    X(BAD_REQUEST, 400, "bad_request", "bad request")                     \
-    X(UNAUTHORIZED, 401, "unauthorized", "missing or invalid token")      \
-    X(FORBIDDEN, 403, "forbidden", "not allowed")                         \
-    X(NOT_FOUND, 404, "not_found", "not found")                           \
-    X(METHOD, 405, "method_not_allowed", "method not allowed")            \
-    X(CONFLICT, 409, "conflict", "conflict")                              \
-    X(TOO_LARGE, 413, "too_large", "request too large")                   \
-    X(UNSUPPORTED, 415, "unsupported_media_type", "expected JSON")        \
-    X(RATE_LIMITED, 429, "rate_limited", "too many requests")             \
-    X(INTERNAL, 500, "internal", "internal error")                        \
-    X(UNAVAILABLE, 503, "unavailable", "dependency unavailable")          \
-    X(AGAIN, 503, "again", "try again")                                   \
-    X(DECLINED, 404, "declined", "not handled here")                      \
+#define EMS_RESULT_MAP(X)                                                                                              \
+    X(OK, 200, "ok", "ok")                                                                                             \
+    X(BAD_REQUEST, 400, "bad_request", "bad request")                                                                  \
+    X(UNAUTHORIZED, 401, "unauthorized", "missing or invalid token")                                                   \
+    X(FORBIDDEN, 403, "forbidden", "not allowed")                                                                      \
+    X(NOT_FOUND, 404, "not_found", "not found")                                                                        \
+    X(METHOD, 405, "method_not_allowed", "method not allowed")                                                         \
+    X(CONFLICT, 409, "conflict", "conflict")                                                                           \
+    X(TOO_LARGE, 413, "too_large", "request too large")                                                                \
+    X(UNSUPPORTED, 415, "unsupported_media_type", "expected JSON")                                                     \
+    X(RATE_LIMITED, 429, "rate_limited", "too many requests")                                                          \
+    X(INTERNAL, 500, "internal", "internal error")                                                                     \
+    X(UNAVAILABLE, 503, "unavailable", "dependency unavailable")                                                       \
+    X(AGAIN, 503, "again", "try again")                                                                                \
+    X(DECLINED, 404, "declined", "not handled here")                                                                   \
     X(NOMEM, 500, "internal", "out of memory")
 
 typedef enum {
 #define EMS_RC_ENUM(name, status, code, msg) EMS_##name,
     EMS_RESULT_MAP(EMS_RC_ENUM)
 #undef EMS_RC_ENUM
-    EMS_RC_COUNT
+        EMS_RC_COUNT
 } ems_rc;
 
 /* HTTP status for a result code (200 for EMS_OK). */

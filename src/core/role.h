@@ -23,19 +23,19 @@
 typedef struct ems_role_env {
     const char *name;
     const ems_conf *conf;
-    ems_store *store;    /* this role's own database (migrated), or NULL */
+    ems_store *store; /* this role's own database (migrated), or NULL */
     ems_bus *bus;
-    ems_outbox *outbox;  /* relay over store → bus, or NULL without a store */
-    ems_jwt *jwt;        /* verifier (and signer where the private key is loaded) */
-    ems_http *http;      /* the server to add routes to (shared in embedded mode) */
-    int embedded;        /* 1 in `ems serve`, 0 with --role */
+    ems_outbox *outbox; /* relay over store → bus, or NULL without a store */
+    ems_jwt *jwt;       /* verifier (and signer where the private key is loaded) */
+    ems_http *http;     /* the server to add routes to (shared in embedded mode) */
+    int embedded;       /* 1 in `ems serve`, 0 with --role */
 } ems_role_env;
 
 typedef struct ems_role_def {
     const char *name;
     const ems_conf_def *conf; /* the role's own keys */
     size_t nconf;
-    int has_store;            /* migrations under sql/<name>/<engine>/ */
+    int has_store; /* migrations under sql/<name>/<engine>/ */
     /* Registers routes and consumers; *state is passed to stop. */
     ems_rc (*start)(ems_role_env *env, void **state);
     void (*stop)(void *state);

@@ -113,8 +113,8 @@ int ems_sql_placeholders(const char *sql, char *rewrite) {
         unsigned char c = (unsigned char)sql[i];
         int prev_ident = i > 0 && ident_char((unsigned char)sql[i - 1]);
         if (c == '\'') {
-            int esc = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-                      !(i > 1 && ident_char((unsigned char)sql[i - 2]));
+            int esc =
+                i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') && !(i > 1 && ident_char((unsigned char)sql[i - 2]));
             i += skip_quoted(sql + i, '\'', esc);
         } else if (c == '"') {
             i += skip_quoted(sql + i, '"', 0);
@@ -256,8 +256,7 @@ static ems_rc db_run(ems_db *db, ems_rows **out, const char *sql, const char *ty
     size_t n = strlen(types);
     if (n != (size_t)st->nparams) {
         sql_head(head, sizeof head, sql);
-        ems_log(EMS_LOG_ERROR, "store.bad_types", "types=\"%s\" placeholders=%d sql=\"%s\"", types,
-                st->nparams, head);
+        ems_log(EMS_LOG_ERROR, "store.bad_types", "types=\"%s\" placeholders=%d sql=\"%s\"", types, st->nparams, head);
         return EMS_INTERNAL;
     }
     ems_param stack[STACK_PARAMS];

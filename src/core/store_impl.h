@@ -41,10 +41,10 @@ typedef struct ems_stmt {
 
 struct ems_db {
     ems_store *store;
-    void *conn;     /* sqlite3 * or PGconn *; NULL until connected */
-    int bad;        /* the connection failed: re-made on the next use */
-    int in_tx;      /* inside ems_db_begin .. commit/rollback */
-    int tx_failed;  /* a statement failed inside it: commit will roll back */
+    void *conn;    /* sqlite3 * or PGconn *; NULL until connected */
+    int bad;       /* the connection failed: re-made on the next use */
+    int in_tx;     /* inside ems_db_begin .. commit/rollback */
+    int tx_failed; /* a statement failed inside it: commit will roll back */
     int64_t changes;
     ems_stmt *stmts; /* open-addressing table, power-of-two size */
     size_t nstmts, stmt_cap;

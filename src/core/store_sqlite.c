@@ -62,8 +62,8 @@ static ems_rc sqlite_connect(ems_db *db, char *err, size_t errlen) {
     if (code == SQLITE_OK) {
         sqlite3_extended_result_codes(conn, 1);
         sqlite3_busy_timeout(conn, BUSY_TIMEOUT_MS);
-        code = sqlite3_exec(conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
-                            NULL, NULL, NULL);
+        code = sqlite3_exec(conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", NULL,
+                            NULL, NULL);
     }
     if (code != SQLITE_OK) {
         char msg[256];
@@ -161,7 +161,8 @@ static ems_rc push_row(ems_rows *rows, sqlite3_stmt *st) {
             const char *text = (const char *)sqlite3_column_text(st, c);
             rc = ems_rows_push(rows, EMS_CELL_DOUBLE, text, (size_t)sqlite3_column_bytes(st, c), 0, v);
         } else {
-            const char *text = type == SQLITE_BLOB ? sqlite3_column_blob(st, c) : (const char *)sqlite3_column_text(st, c);
+            const char *text =
+                type == SQLITE_BLOB ? sqlite3_column_blob(st, c) : (const char *)sqlite3_column_text(st, c);
             rc = ems_rows_push(rows, EMS_CELL_TEXT, text ? text : "", (size_t)sqlite3_column_bytes(st, c), 0, 0);
         }
     }

@@ -268,8 +268,7 @@ int ems_iso8601_scan(const char *s, ems_iso_time *out) {
     if (!s || digits(&p, 4, &r.t.year) || *p++ != '-' || digits(&p, 2, &r.t.month) || *p++ != '-' ||
         digits(&p, 2, &r.t.day))
         return -1;
-    if (r.t.month < 1 || r.t.month > 12 || r.t.day < 1 || r.t.day > ems_days_in_month(r.t.year, r.t.month))
-        return -1;
+    if (r.t.month < 1 || r.t.month > 12 || r.t.day < 1 || r.t.day > ems_days_in_month(r.t.year, r.t.month)) return -1;
     if (*p == '\0') {
         *out = r;
         return 0;
@@ -325,8 +324,7 @@ size_t ems_iso8601_utc(int64_t ms, char *buf, size_t cap) {
     if (c.ms)
         n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year, c.month, c.day, c.hour, c.minute,
                      c.second, c.ms);
-    else
-        n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.year, c.month, c.day, c.hour, c.minute, c.second);
+    else n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.year, c.month, c.day, c.hour, c.minute, c.second);
     return n < 0 ? 0 : (size_t)n;
 }
 

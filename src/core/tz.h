@@ -98,9 +98,9 @@ int ems_date_parse(const char *s, int *y, int *m, int *d);
 /* An ISO-8601 date-time as written, before any zone is applied. */
 typedef struct ems_iso_time {
     ems_civil t;
-    int has_time;       /* 0: a date alone ("2026-11-20") */
-    int has_offset;     /* 1: Z or ±hh[[:]mm] was given */
-    int offset_min;     /* that offset, east of UTC positive */
+    int has_time;   /* 0: a date alone ("2026-11-20") */
+    int has_offset; /* 1: Z or ±hh[[:]mm] was given */
+    int offset_min; /* that offset, east of UTC positive */
 } ems_iso_time;
 
 /*

@@ -122,7 +122,8 @@ static void usage(FILE *out) {
     fprintf(out, "\noptions:\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char left[48];
-        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].meta ? " " : "", opts[i].meta ? opts[i].meta : "");
+        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].meta ? " " : "",
+                 opts[i].meta ? opts[i].meta : "");
         fprintf(out, "  %-24s %s", left, opts[i].help);
         if (opts[i].cmds != C_ANY && opts[i].cmds != C_RUN) {
             fprintf(out, " [");
@@ -154,12 +155,8 @@ static int set_value(const cli_opt *o, const char *v, cli_args *a, char *err, si
     char *end;
     errno = 0;
     switch (o->kind) {
-    case A_FLAG:
-        *(int *)dst = 1;
-        return 0;
-    case A_STR:
-        *(const char **)dst = v;
-        return 0;
+    case A_FLAG: *(int *)dst = 1; return 0;
+    case A_STR: *(const char **)dst = v; return 0;
     case A_LIST: {
         const char **list = realloc(a->devices, (a->ndevices + 1) * sizeof *list);
         if (!list) {

@@ -30,7 +30,7 @@ typedef struct {
 } sim_dup;
 
 typedef struct {
-    uint32_t device; /* index into the simulation's devices */
+    uint32_t device;   /* index into the simulation's devices */
     uint8_t malformed; /* 0: a good reading; k + 1: malformed of kind k */
     int64_t ts_ms;
     int64_t micro;

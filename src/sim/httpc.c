@@ -78,8 +78,8 @@ ems_rc sim_httpc_open(const char *url, sim_httpc **out, char *err, size_t errlen
         return EMS_NOMEM;
     }
     snprintf(h->where, sizeof h->where, "%s:%ld", host, port);
-    int n = snprintf(h->url, sizeof h->url, "http://%s%s", h->where,
-                     *path && strcmp(path, "/") != 0 ? path : DEFAULT_PATH);
+    int n =
+        snprintf(h->url, sizeof h->url, "http://%s%s", h->where, *path && strcmp(path, "/") != 0 ? path : DEFAULT_PATH);
     if (n < 0 || (size_t)n >= sizeof h->url) {
         sim_httpc_free(h);
         snprintf(err, errlen, "bad http URL (too long)");

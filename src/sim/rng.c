@@ -53,9 +53,8 @@ void sim_uuid_derive(uint64_t seed, uint64_t n, char out[SIM_UUID_LEN + 1]) {
     /* Version 4 (random) and the RFC 4122 variant, so the ids look like any other. */
     hi = (hi & ~0xf000ULL) | 0x4000ULL;
     lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48);
-    snprintf(out, SIM_UUID_LEN + 1, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
-             (unsigned)(hi >> 16) & 0xffff, (unsigned)hi & 0xffff, (unsigned)(lo >> 48),
-             (unsigned long long)(lo & 0xffffffffffffULL));
+    snprintf(out, SIM_UUID_LEN + 1, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32), (unsigned)(hi >> 16) & 0xffff,
+             (unsigned)hi & 0xffff, (unsigned)(lo >> 48), (unsigned long long)(lo & 0xffffffffffffULL));
 }
 
 int sim_uuid_valid(const char *s) {

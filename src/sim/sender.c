@@ -62,10 +62,8 @@ ems_rc sim_sender_open(const ems_sim_config *c, sim_sender **out, char *err, siz
             goto cleanup;
         }
         amqp_where(ems_sim_config_url(c), host, sizeof host);
-        if (s->exchange)
-            snprintf(s->where, sizeof s->where, "%s exchange %s key %s", host, s->exchange, s->queue);
-        else
-            snprintf(s->where, sizeof s->where, "%s queue %s", host, s->queue);
+        if (s->exchange) snprintf(s->where, sizeof s->where, "%s exchange %s key %s", host, s->exchange, s->queue);
+        else snprintf(s->where, sizeof s->where, "%s queue %s", host, s->queue);
     }
     *out = s;
     s = NULL;
@@ -109,18 +107,15 @@ const char *sim_sender_where(const sim_sender *s) { return s->where; }
 
 static ems_rc bus_result(sim_sender *s, ems_rc rc, char *err, size_t errlen) {
     switch (rc) {
-    case EMS_OK:
-        break;
-    case EMS_UNAVAILABLE:
-        snprintf(err, errlen, "broker unreachable (%s)", s->where);
-        break;
-    case EMS_AGAIN:
-        snprintf(err, errlen, "no consumer took the messages (%s)", s->where);
-        break;
+    case EMS_OK: break;
+    case EMS_UNAVAILABLE: snprintf(err, errlen, "broker unreachable (%s)", s->where); break;
+    case EMS_AGAIN: snprintf(err, errlen, "no consumer took the messages (%s)", s->where); break;
     case EMS_CONFLICT: /* the broker closed the channel: a refusal, not an outage */
         if (s->exchange)
-            snprintf(err, errlen, "the broker refused the publish to exchange %s: it does not exist, or this user "
-                     "may not write to it", s->exchange);
+            snprintf(err, errlen,
+                     "the broker refused the publish to exchange %s: it does not exist, or this user "
+                     "may not write to it",
+                     s->exchange);
         else
             snprintf(err, errlen,
                      "the broker refused queue %s: it exists with other arguments (it must be durable, "
@@ -128,9 +123,7 @@ static ems_rc bus_result(sim_sender *s, ems_rc rc, char *err, size_t errlen) {
                      "--exchange)",
                      s->queue, s->queue);
         break;
-    default:
-        snprintf(err, errlen, "publishing to %s failed: %s", s->where, ems_rc_message(rc));
-        break;
+    default: snprintf(err, errlen, "publishing to %s failed: %s", s->where, ems_rc_message(rc)); break;
     }
     return rc;
 }
@@ -186,13 +179,10 @@ static void server_message(const sim_buf *resp, char *out, size_t cap) {
         json_t *m = json_is_object(e) ? json_object_get(e, "message") : json_object_get(root, "message");
         if (json_is_string(m)) msg = json_string_value(m);
     }
-    if (msg)
-        snprintf(out, cap, "%s", msg);
+    if (msg) snprintf(out, cap, "%s", msg);
     else if (resp->len)
-        snprintf(out, cap, "%.*s", (int)strcspn(resp->p, "\r\n") < 200 ? (int)strcspn(resp->p, "\r\n") : 200,
-                 resp->p);
-    else
-        snprintf(out, cap, "no message");
+        snprintf(out, cap, "%.*s", (int)strcspn(resp->p, "\r\n") < 200 ? (int)strcspn(resp->p, "\r\n") : 200, resp->p);
+    else snprintf(out, cap, "no message");
     json_decref(root);
 }
 

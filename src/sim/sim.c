@@ -119,15 +119,19 @@ struct ems_sim {
 
 /* ---- names ---------------------------------------------------------------- */
 
-static const char *const mode_names[] = {[EMS_SIM_LIVE] = "live", [EMS_SIM_BACKFILL] = "backfill",
-                                         [EMS_SIM_LOAD] = "load"};
-static const char *const run_names[] = {[EMS_SIM_RUN_IDLE] = "idle",         [EMS_SIM_RUN_RUNNING] = "running",
-                                        [EMS_SIM_RUN_PAUSED] = "paused",     [EMS_SIM_RUN_FINISHED] = "finished",
+static const char *const mode_names[] = {
+    [EMS_SIM_LIVE] = "live", [EMS_SIM_BACKFILL] = "backfill", [EMS_SIM_LOAD] = "load"};
+static const char *const run_names[] = {[EMS_SIM_RUN_IDLE] = "idle",
+                                        [EMS_SIM_RUN_RUNNING] = "running",
+                                        [EMS_SIM_RUN_PAUSED] = "paused",
+                                        [EMS_SIM_RUN_FINISHED] = "finished",
                                         [EMS_SIM_RUN_FAILED] = "failed"};
-static const char *const link_names[] = {[EMS_SIM_LINK_CONNECTING] = "connecting", [EMS_SIM_LINK_UP] = "connected",
-                                         [EMS_SIM_LINK_RETRYING] = "retrying", [EMS_SIM_LINK_DOWN] = "down"};
-static const char *const device_names[] = {[EMS_SIM_DEVICE_RUNNING] = "running", [EMS_SIM_DEVICE_PAUSED] = "paused",
-                                           [EMS_SIM_DEVICE_STOPPED] = "stopped"};
+static const char *const link_names[] = {[EMS_SIM_LINK_CONNECTING] = "connecting",
+                                         [EMS_SIM_LINK_UP] = "connected",
+                                         [EMS_SIM_LINK_RETRYING] = "retrying",
+                                         [EMS_SIM_LINK_DOWN] = "down"};
+static const char *const device_names[] = {
+    [EMS_SIM_DEVICE_RUNNING] = "running", [EMS_SIM_DEVICE_PAUSED] = "paused", [EMS_SIM_DEVICE_STOPPED] = "stopped"};
 
 #define NAME_OF(table, i) ((unsigned)(i) < sizeof(table) / sizeof((table)[0]) ? (table)[i] : "unknown")
 
@@ -236,7 +240,8 @@ static ems_rc check_opts(const ems_sim_config *c, const ems_sim_opts *o, char *e
     case EMS_SIM_LOAD:
         if (o->load_devices < 1 || o->load_devices > MAX_LOAD_DEVICES)
             return bad(err, errlen, "load devices must be between 1 and 1000000");
-        if (!(o->rate > 0 && o->rate <= MAX_RATE)) return bad(err, errlen, "rate must be above 0 and at most 1e7 readings/s");
+        if (!(o->rate > 0 && o->rate <= MAX_RATE))
+            return bad(err, errlen, "rate must be above 0 and at most 1e7 readings/s");
         if (!(o->duration_s > 0)) return bad(err, errlen, "a load run needs a duration above 0 seconds");
         break;
     }
@@ -262,7 +267,8 @@ ems_rc ems_sim_new(const ems_sim_config *cfg, const ems_sim_opts *opts, ems_sim 
     s->open = -1;
     s->opts = *opts;
     if ((rc = ems_sim_config_copy(cfg, &s->cfg)) != EMS_OK) goto fail;
-    s->seed = cfg->has_seed ? cfg->seed : sim_mix64((uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)mono_ms());
+    s->seed =
+        cfg->has_seed ? cfg->seed : sim_mix64((uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)mono_ms());
     s->interval_ms = (int64_t)cfg->interval_s * 1000;
     if ((rc = ems_tz_open(cfg->timezone, &s->tz, err, errlen)) != EMS_OK) goto fail;
     if (ems_sim_config_csv_path(cfg, path, sizeof path) &&
@@ -286,8 +292,8 @@ ems_rc ems_sim_new(const ems_sim_config *cfg, const ems_sim_opts *opts, ems_sim 
         d->key = sim_hash_str(d->id);
         atomic_init(&d->state, EMS_SIM_DEVICE_RUNNING);
     }
-    s->profile = (sim_profile){.curve = s->cfg.hourly_kwh, .fluctuation = cfg->fluctuation, .seed = s->seed,
-                               .interval_s = cfg->interval_s};
+    s->profile = (sim_profile){
+        .curve = s->cfg.hourly_kwh, .fluctuation = cfg->fluctuation, .seed = s->seed, .interval_s = cfg->interval_s};
     if ((rc = sim_faults_new(cfg, s->seed, &s->faults)) != EMS_OK) goto fail;
     if ((rc = sim_sender_open(cfg, &s->sender, err, errlen)) != EMS_OK) goto fail;
     s->batch = ems_sim_config_batch(cfg);
@@ -455,8 +461,10 @@ static void confirm(ems_sim *s, size_t lo, size_t hi) {
     for (size_t m = lo; m < hi; m++) {
         for (size_t i = s->msgs[m].item_lo; i < s->msgs[m].item_hi; i++) {
             if (s->msgs[m].malformed || !s->fresh[i]) continue;
-            ems_sim_event ev = {.kind = EMS_SIM_EV_READING, .device = s->items[i].device,
-                                .ts_ms = s->items[i].ts_ms, .micro = s->items[i].micro};
+            ems_sim_event ev = {.kind = EMS_SIM_EV_READING,
+                                .device = s->items[i].device,
+                                .ts_ms = s->items[i].ts_ms,
+                                .micro = s->items[i].micro};
             s->obs(&ev, s->obs_ctx);
         }
     }
@@ -832,13 +840,13 @@ void ems_sim_free(ems_sim *s) {
 /* ---- controls ------------------------------------------------------------- */
 
 /* Every control goes through here: change under the lock, count it, wake the stepping thread. */
-#define CONTROL(s, body)                       \
-    do {                                       \
-        pthread_mutex_lock(&(s)->lock);        \
-        body;                                  \
-        (s)->ctl_gen++;                        \
-        pthread_cond_broadcast(&(s)->cond);    \
-        pthread_mutex_unlock(&(s)->lock);      \
+#define CONTROL(s, body)                                                                                               \
+    do {                                                                                                               \
+        pthread_mutex_lock(&(s)->lock);                                                                                \
+        body;                                                                                                          \
+        (s)->ctl_gen++;                                                                                                \
+        pthread_cond_broadcast(&(s)->cond);                                                                            \
+        pthread_mutex_unlock(&(s)->lock);                                                                              \
     } while (0)
 
 void ems_sim_pause(ems_sim *s) { CONTROL(s, s->paused = 1); }

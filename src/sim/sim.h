@@ -47,15 +47,15 @@ typedef enum { EMS_SIM_LIVE, EMS_SIM_BACKFILL, EMS_SIM_LOAD } ems_sim_mode;
 
 typedef struct {
     ems_sim_mode mode;
-    double speed;           /* live: 1 = real time */
-    int64_t start_ms;       /* live: epoch ms of the first reading; 0 = now */
-    int64_t end_ms;         /* live: stop there (0 = never); backfill: up to there, exclusive (0 = now) */
-    int days;               /* backfill */
-    uint32_t load_devices;  /* load */
-    double rate;            /* load: readings per second */
-    double duration_s;      /* live: 0 = until stopped; load: required */
-    double max_retry_s;     /* give up after the target was unreachable this long; 0 = never */
-    int track_hours;        /* keep sums per device and UTC hour (for ems_sim_write_summary_json) */
+    double speed;          /* live: 1 = real time */
+    int64_t start_ms;      /* live: epoch ms of the first reading; 0 = now */
+    int64_t end_ms;        /* live: stop there (0 = never); backfill: up to there, exclusive (0 = now) */
+    int days;              /* backfill */
+    uint32_t load_devices; /* load */
+    double rate;           /* load: readings per second */
+    double duration_s;     /* live: 0 = until stopped; load: required */
+    double max_retry_s;    /* give up after the target was unreachable this long; 0 = never */
+    int track_hours;       /* keep sums per device and UTC hour (for ems_sim_write_summary_json) */
 } ems_sim_opts;
 
 /* Defaults for a mode: speed 1, 1 day, 100 devices at 1000/s for 10 s. */
@@ -65,7 +65,7 @@ const char *ems_sim_mode_name(ems_sim_mode m);
 int ems_sim_mode_parse(const char *name);
 
 typedef enum {
-    EMS_SIM_RUN_IDLE,     /* made, not started */
+    EMS_SIM_RUN_IDLE, /* made, not started */
     EMS_SIM_RUN_RUNNING,
     EMS_SIM_RUN_PAUSED,
     EMS_SIM_RUN_FINISHED, /* reached its end, or stopped */
@@ -97,8 +97,8 @@ typedef struct {
     int64_t total_micro; /* sum of the distinct confirmed readings, micro-kWh */
     int64_t sim_time_ms; /* timestamp of the latest reading made (the simulation clock) */
     double elapsed_s;
-    double rate;         /* confirmed readings per second so far */
-    char target[384];    /* where the readings go, without credentials */
+    double rate;      /* confirmed readings per second so far */
+    char target[384]; /* where the readings go, without credentials */
     char last_error[512];
 } ems_sim_stats;
 
@@ -108,7 +108,7 @@ const char *ems_sim_device_state_name(ems_sim_device_state s);
 typedef struct {
     char id[EMS_SIM_ID_LEN + 1];
     ems_sim_device_state state;
-    uint64_t readings;  /* distinct confirmed */
+    uint64_t readings; /* distinct confirmed */
     int64_t total_micro;
     int64_t last_ts_ms; /* 0 before the first */
     int64_t last_micro;

@@ -246,8 +246,8 @@ static const field profile_fields[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static const char *const format_names[] = {[EMS_SIM_FORMAT_SEED] = "seed", [EMS_SIM_FORMAT_ORIGINAL] = "original",
-                                           NULL};
+static const char *const format_names[] = {
+    [EMS_SIM_FORMAT_SEED] = "seed", [EMS_SIM_FORMAT_ORIGINAL] = "original", NULL};
 
 static const field send_fields[] = {
     {"batch", set_int, offsetof(ems_sim_config, send.batch), NULL},
@@ -349,8 +349,7 @@ ems_rc ems_sim_config_copy(const ems_sim_config *c, ems_sim_config *out) {
     return EMS_OK;
 }
 
-ems_rc ems_sim_config_load_string(ems_sim_config *c, const char *json, const char *base_dir, char *err,
-                                  size_t errlen) {
+ems_rc ems_sim_config_load_string(ems_sim_config *c, const char *json, const char *base_dir, char *err, size_t errlen) {
     ems_rc rc = EMS_OK;
     json_error_t jerr;
     ems_sim_config n;
@@ -406,10 +405,8 @@ ems_rc ems_sim_config_load_file(ems_sim_config *c, const char *path, char *err, 
     }
     text[size] = '\0';
     slash = strrchr(dir, '/');
-    if (slash)
-        slash[slash == dir ? 1 : 0] = '\0';
-    else
-        strcpy(dir, ".");
+    if (slash) slash[slash == dir ? 1 : 0] = '\0';
+    else strcpy(dir, ".");
     rc = ems_sim_config_load_string(c, text, dir, inner, sizeof inner);
     if (rc != EMS_OK) snprintf(err, errlen, "%s: %s", path, inner);
 cleanup:
@@ -425,10 +422,8 @@ static void url_escape(const char *s, char *out, size_t cap) {
     size_t n = 0;
     for (; *s && n + 4 < cap; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr(safe, ch))
-            out[n++] = (char)ch;
-        else
-            n += (size_t)snprintf(out + n, cap - n, "%%%02X", ch);
+        if (isalnum(ch) || strchr(safe, ch)) out[n++] = (char)ch;
+        else n += (size_t)snprintf(out + n, cap - n, "%%%02X", ch);
     }
     out[n] = '\0';
 }
@@ -478,10 +473,8 @@ int ems_sim_config_publish_batch(const ems_sim_config *c) {
 
 const char *ems_sim_config_csv_path(const ems_sim_config *c, char *buf, size_t cap) {
     if (!c->csv) return NULL;
-    if (c->csv[0] == '/' || !c->base_dir)
-        snprintf(buf, cap, "%s", c->csv);
-    else
-        snprintf(buf, cap, "%s/%s", c->base_dir, c->csv);
+    if (c->csv[0] == '/' || !c->base_dir) snprintf(buf, cap, "%s", c->csv);
+    else snprintf(buf, cap, "%s/%s", c->base_dir, c->csv);
     return buf;
 }
 
@@ -545,8 +538,8 @@ ems_rc ems_sim_config_validate(const ems_sim_config *c, char *err, size_t errlen
         const void *p = (const char *)c + bounds[i].off;
         double v = bounds[i].is_int ? (double)*(const int *)p : *(const double *)p;
         if (!in_range(v, bounds[i].lo, bounds[i].hi))
-            return bad(err, errlen, "%s: must be between %g and %g (got %g)", bounds[i].key, bounds[i].lo,
-                       bounds[i].hi, v);
+            return bad(err, errlen, "%s: must be between %g and %g (got %g)", bounds[i].key, bounds[i].lo, bounds[i].hi,
+                       v);
     }
     for (int h = 0; h < EMS_SIM_HOURS; h++)
         if (!in_range(c->hourly_kwh[h], 0, MAX_RATE_KWH))
@@ -565,8 +558,8 @@ ems_rc ems_sim_config_validate(const ems_sim_config *c, char *err, size_t errlen
             return bad(err, errlen, "devices[%zu].scale: must be above 0 and at most %g (got %g)", i, MAX_SCALE,
                        d->scale);
         if (!in_range(d->max_kwh, 0, MAX_RATE_KWH))
-            return bad(err, errlen, "devices[%zu].max_kwh: must be between 0 (no cap) and %g (got %g)", i,
-                       MAX_RATE_KWH, d->max_kwh);
+            return bad(err, errlen, "devices[%zu].max_kwh: must be between 0 (no cap) and %g (got %g)", i, MAX_RATE_KWH,
+                       d->max_kwh);
         if (d->name && strlen(d->name) > NAME_MAX_LEN)
             return bad(err, errlen, "devices[%zu].name: longer than %d characters", i, NAME_MAX_LEN);
         for (size_t j = 0; j < i; j++)
@@ -578,8 +571,7 @@ ems_rc ems_sim_config_validate(const ems_sim_config *c, char *err, size_t errlen
         int64_t *values = NULL;
         size_t n = 0;
         char inner[384];
-        if (sim_csv_load(path, &values, &n, inner, sizeof inner) != EMS_OK)
-            return bad(err, errlen, "csv: %s", inner);
+        if (sim_csv_load(path, &values, &n, inner, sizeof inner) != EMS_OK) return bad(err, errlen, "csv: %s", inner);
         free(values);
     }
     return EMS_OK;

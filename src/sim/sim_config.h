@@ -51,14 +51,14 @@ typedef struct {
 typedef struct {
     ems_sim_device_conf *devices;
     size_t ndevices;
-    int interval_s;                      /* seconds between readings of a device */
-    char *timezone;                      /* IANA name of the meters' local time; NULL = the system's */
-    int has_seed;                        /* 0: a seed is picked at random when the simulation starts */
+    int interval_s; /* seconds between readings of a device */
+    char *timezone; /* IANA name of the meters' local time; NULL = the system's */
+    int has_seed;   /* 0: a seed is picked at random when the simulation starts */
     uint64_t seed;
-    double hourly_kwh[EMS_SIM_HOURS];    /* the daily load curve, kWh per hour */
-    double fluctuation;                  /* 0.1 = ±10 % */
-    char *csv;                           /* values file, as written (relative to base_dir); or NULL */
-    char *base_dir;                      /* directory of the loaded file, or NULL */
+    double hourly_kwh[EMS_SIM_HOURS]; /* the daily load curve, kWh per hour */
+    double fluctuation;               /* 0.1 = ±10 % */
+    char *csv;                        /* values file, as written (relative to base_dir); or NULL */
+    char *base_dir;                   /* directory of the loaded file, or NULL */
     struct {
         ems_sim_target_kind kind;
         char *url;       /* NULL = EMS_SIM_DEFAULT_AMQP */
@@ -69,18 +69,18 @@ typedef struct {
         int from_env;    /* the target came from RABBITMQ_*: never saved */
     } target;
     struct {
-        int batch;           /* readings per message; 0 = the target's default */
-        int publish_batch;   /* AMQP messages per confirm wait; 0 = default */
+        int batch;         /* readings per message; 0 = the target's default */
+        int publish_batch; /* AMQP messages per confirm wait; 0 = default */
         ems_sim_format format;
-        int iso;             /* ISO-8601 timestamps instead of epoch ms */
+        int iso; /* ISO-8601 timestamps instead of epoch ms */
     } send;
     struct {
-        double duplicates;   /* fraction of readings sent twice */
-        double late;         /* fraction held back by late_by readings */
+        double duplicates; /* fraction of readings sent twice */
+        double late;       /* fraction held back by late_by readings */
         int late_by;
-        int shuffle;         /* reorder within shuffle_window readings */
+        int shuffle; /* reorder within shuffle_window readings */
         int shuffle_window;
-        double malformed;    /* extra malformed messages per reading */
+        double malformed; /* extra malformed messages per reading */
     } faults;
 } ems_sim_config;
 
@@ -97,8 +97,7 @@ ems_rc ems_sim_config_copy(const ems_sim_config *c, ems_sim_config *out);
  */
 ems_rc ems_sim_config_load_file(ems_sim_config *c, const char *path, char *err, size_t errlen);
 /* The same from text; base_dir (or NULL) anchors a relative csv path. */
-ems_rc ems_sim_config_load_string(ems_sim_config *c, const char *json, const char *base_dir, char *err,
-                                  size_t errlen);
+ems_rc ems_sim_config_load_string(ems_sim_config *c, const char *json, const char *base_dir, char *err, size_t errlen);
 
 /*
  * EMS_INGEST_TOKEN → target.env_token; when no target is set, the seed's

@@ -270,13 +270,20 @@ static void trusted_proxies_bad_entries_named(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sign_and_verify_round_trip), cmocka_unit_test(expired_token_refused),
-        cmocka_unit_test(alg_none_refused),           cmocka_unit_test(hs256_with_public_key_refused),
-        cmocka_unit_test(tampered_tokens_refused),    cmocka_unit_test(other_key_pair_refused),
-        cmocka_unit_test(garbage_refused),            cmocka_unit_test(verify_only_cannot_sign),
-        cmocka_unit_test(bearer_parsing),             cmocka_unit_test(passwords),
-        cmocka_unit_test(uuids),                      cmocka_unit_test(trusted_proxies_parse_and_match),
-        cmocka_unit_test(trusted_proxies_default_by_mode), cmocka_unit_test(trusted_proxies_bad_entries_named),
+        cmocka_unit_test(sign_and_verify_round_trip),
+        cmocka_unit_test(expired_token_refused),
+        cmocka_unit_test(alg_none_refused),
+        cmocka_unit_test(hs256_with_public_key_refused),
+        cmocka_unit_test(tampered_tokens_refused),
+        cmocka_unit_test(other_key_pair_refused),
+        cmocka_unit_test(garbage_refused),
+        cmocka_unit_test(verify_only_cannot_sign),
+        cmocka_unit_test(bearer_parsing),
+        cmocka_unit_test(passwords),
+        cmocka_unit_test(uuids),
+        cmocka_unit_test(trusted_proxies_parse_and_match),
+        cmocka_unit_test(trusted_proxies_default_by_mode),
+        cmocka_unit_test(trusted_proxies_bad_entries_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

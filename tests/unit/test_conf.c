@@ -85,9 +85,9 @@ static void layers_override_in_order(void **state) {
     setenv("TEST_EMS_NAME", "from-env", 1);
     char *argv[] = {"--port", "9100"};
     assert_int_equal(ems_conf_load(c, file, 2, argv, err, sizeof err), EMS_OK);
-    assert_int_equal(ems_conf_int(c, "port"), 9100);             /* flag beats file */
-    assert_string_equal(ems_conf_str(c, "name"), "from-env");   /* env beats file */
-    assert_true(ems_conf_bool(c, "verbose"));                   /* file beats default */
+    assert_int_equal(ems_conf_int(c, "port"), 9100);          /* flag beats file */
+    assert_string_equal(ems_conf_str(c, "name"), "from-env"); /* env beats file */
+    assert_true(ems_conf_bool(c, "verbose"));                 /* file beats default */
     unlink(file);
     ems_conf_free(c);
 }
@@ -110,7 +110,7 @@ static void bad_values_name_the_key(void **state) {
         char *arg;
         const char *expect;
     } cases[] = {
-        {"--port=abc", "port"}, {"--port=0", "port"}, {"--port=70000", "out of range"},
+        {"--port=abc", "port"},         {"--port=0", "port"},         {"--port=70000", "out of range"},
         {"--verbose=maybe", "verbose"}, {"--nonsense=1", "nonsense"}, {"stray", "stray"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -163,10 +163,13 @@ static void help_hides_secrets(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(defaults_apply),          cmocka_unit_test(unknown_key_aborts),
+        cmocka_unit_test(defaults_apply),
+        cmocka_unit_test(unknown_key_aborts),
         cmocka_unit_test(layers_override_in_order),
-        cmocka_unit_test(flag_forms),              cmocka_unit_test(bad_values_name_the_key),
-        cmocka_unit_test(bad_env_names_variable),  cmocka_unit_test(bad_file_line),
+        cmocka_unit_test(flag_forms),
+        cmocka_unit_test(bad_values_name_the_key),
+        cmocka_unit_test(bad_env_names_variable),
+        cmocka_unit_test(bad_file_line),
         cmocka_unit_test(help_hides_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

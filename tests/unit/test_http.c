@@ -291,7 +291,8 @@ static ems_rc h_slow(ems_req *req, ems_resp *resp, void *ctx) {
     (void)req;
     (void)ctx;
     int now = atomic_fetch_add(&in_flight, 1) + 1;
-    for (int seen = atomic_load(&max_in_flight); now > seen && !atomic_compare_exchange_weak(&max_in_flight, &seen, now);)
+    for (int seen = atomic_load(&max_in_flight);
+         now > seen && !atomic_compare_exchange_weak(&max_in_flight, &seen, now);)
         ;
     usleep(150 * 1000);
     atomic_fetch_sub(&in_flight, 1);
@@ -493,7 +494,8 @@ static void test_metrics_endpoint(void **state) {
     r = call("GET", "/metrics", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(res_header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-    assert_non_null(strstr(r.body, "ems_http_requests_total{method=\"GET\",route=\"/api/things/{id}\",status=\"200\"} "));
+    assert_non_null(
+        strstr(r.body, "ems_http_requests_total{method=\"GET\",route=\"/api/things/{id}\",status=\"200\"} "));
     assert_non_null(strstr(r.body, "ems_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} "));
     assert_non_null(strstr(r.body, "ems_http_requests_total{method=\"other\",route=\"/api/things\",status=\"405\"} "));
     assert_non_null(strstr(r.body, "ems_http_request_duration_seconds_count{route=\"/api/things/{id}\"} "));
@@ -535,10 +537,8 @@ static void test_routing(void **state) {
         r = call("GET", cases[i].path, NULL, NULL);
         if (r.status != cases[i].status) fprintf(stderr, "%s: %d %s\n", cases[i].path, r.status, r.body);
         assert_int_equal(r.status, cases[i].status);
-        if (cases[i].body)
-            assert_string_equal(r.body, cases[i].body);
-        else
-            assert_envelope(&r, cases[i].status, cases[i].status == 404 ? "not_found" : "bad_request", NULL);
+        if (cases[i].body) assert_string_equal(r.body, cases[i].body);
+        else assert_envelope(&r, cases[i].status, cases[i].status == 404 ? "not_found" : "bad_request", NULL);
         res_free(&r);
     }
     r = call("GET", "/api/consumption/dev1.csv", NULL, NULL);
@@ -576,8 +576,8 @@ static void test_routing(void **state) {
 static void test_access_levels(void **state) {
     (void)state;
     enum { NONE, CLIENT, ADMIN, EXPIRED, GARBAGE, INGEST, REVOKED, KINDS };
-    const char *tokens[KINDS] = {NULL,     fx.client_token, fx.admin_token, fx.expired_token,
-                                 "abc.def.ghi", INGEST_SECRET, fx.revoked_token};
+    const char *tokens[KINDS] = {NULL,          fx.client_token, fx.admin_token,  fx.expired_token,
+                                 "abc.def.ghi", INGEST_SECRET,   fx.revoked_token};
     static const struct {
         const char *method, *path;
         int status[KINDS];
@@ -948,10 +948,11 @@ static void test_concurrent_handlers(void **state) {
 /* Keep-alive: several requests on one connection, each answered in turn. */
 static void test_keep_alive(void **state) {
     (void)state;
-    const char *req = "GET /api/things/one HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n"
-                      "{\"name\":\"k\",\"count\":2}"
-                      "GET /api/things/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const char *req =
+        "GET /api/things/one HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n"
+        "{\"name\":\"k\",\"count\":2}"
+        "GET /api/things/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     http_res r;
     assert_int_equal(http_raw(req, strlen(req), &r), 0);
     assert_int_equal(r.status, 200);
@@ -991,14 +992,10 @@ static void test_start_and_config_errors(void **state) {
     assert_non_null(h);
     ems_log_set_level(EMS_LOG_OFF);
     static const ems_route bad[][1] = {
-        {{"GET", "no-slash", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/a/{unclosed", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/a/x{mid}", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/a/{}", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/a/{b}{c}", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/{a}/{b}/{c}/{d}/{e}", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/a/}", EMS_ACCESS_ANY, h_list}},
-        {{"GET", "/a", EMS_ACCESS_ANY, NULL}},
+        {{"GET", "no-slash", EMS_ACCESS_ANY, h_list}},  {{"GET", "/a/{unclosed", EMS_ACCESS_ANY, h_list}},
+        {{"GET", "/a/x{mid}", EMS_ACCESS_ANY, h_list}}, {{"GET", "/a/{}", EMS_ACCESS_ANY, h_list}},
+        {{"GET", "/a/{b}{c}", EMS_ACCESS_ANY, h_list}}, {{"GET", "/{a}/{b}/{c}/{d}/{e}", EMS_ACCESS_ANY, h_list}},
+        {{"GET", "/a/}", EMS_ACCESS_ANY, h_list}},      {{"GET", "/a", EMS_ACCESS_ANY, NULL}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(ems_http_routes(h, bad[i], 1, NULL), EMS_BAD_REQUEST);
@@ -1156,7 +1153,8 @@ static void test_framing(void **state) {
 /* With metrics_access admin: an admin token or the metrics secret, nothing else. */
 static void test_metrics_admin_only(void **state) {
     (void)state;
-    ems_http_opts o = {.threads = 1, .jwt = fx.jwt, .metrics_access = EMS_ACCESS_ADMIN, .metrics_token = "scrape-secret-42"};
+    ems_http_opts o = {
+        .threads = 1, .jwt = fx.jwt, .metrics_access = EMS_ACCESS_ADMIN, .metrics_token = "scrape-secret-42"};
     ems_http *h = start_server(&o);
     ems_http_token_check(h, reject_revoked, NULL);
     int saved = fx.port;
@@ -1300,24 +1298,15 @@ static void test_header_timeout(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_builtins),
-        cmocka_unit_test(test_readyz_flips),
-        cmocka_unit_test(test_metrics_endpoint),
-        cmocka_unit_test(test_routing),
-        cmocka_unit_test(test_access_levels),
-        cmocka_unit_test(test_token_check_hook),
-        cmocka_unit_test(test_body_checks),
-        cmocka_unit_test(test_unpack_strict),
-        cmocka_unit_test(test_error_envelope),
-        cmocka_unit_test(test_query_header_ip),
-        cmocka_unit_test(test_static_files),
-        cmocka_unit_test(test_concurrent_handlers),
-        cmocka_unit_test(test_keep_alive),
-        cmocka_unit_test(test_start_and_config_errors),
-        cmocka_unit_test(test_no_verifier),
-        cmocka_unit_test(test_framing),
-        cmocka_unit_test(test_metrics_admin_only),
-        cmocka_unit_test(test_conn_limit_per_ip),
+        cmocka_unit_test(test_builtins),           cmocka_unit_test(test_readyz_flips),
+        cmocka_unit_test(test_metrics_endpoint),   cmocka_unit_test(test_routing),
+        cmocka_unit_test(test_access_levels),      cmocka_unit_test(test_token_check_hook),
+        cmocka_unit_test(test_body_checks),        cmocka_unit_test(test_unpack_strict),
+        cmocka_unit_test(test_error_envelope),     cmocka_unit_test(test_query_header_ip),
+        cmocka_unit_test(test_static_files),       cmocka_unit_test(test_concurrent_handlers),
+        cmocka_unit_test(test_keep_alive),         cmocka_unit_test(test_start_and_config_errors),
+        cmocka_unit_test(test_no_verifier),        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_metrics_admin_only), cmocka_unit_test(test_conn_limit_per_ip),
         cmocka_unit_test(test_header_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

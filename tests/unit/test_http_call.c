@@ -70,7 +70,8 @@ static const ems_route routes[] = {
 };
 
 static ems_http *server;
-static ems_principal client = {.id = "11111111-1111-4111-8111-111111111111", .username = "ana", .role = EMS_ROLE_CLIENT};
+static ems_principal client = {
+    .id = "11111111-1111-4111-8111-111111111111", .username = "ana", .role = EMS_ROLE_CLIENT};
 static ems_principal admin = {.id = "22222222-2222-4222-8222-222222222222", .username = "root", .role = EMS_ROLE_ADMIN};
 
 static int setup(void **state) {
@@ -166,16 +167,17 @@ static void access_levels(void **state) {
         const ems_principal *who;
         long status;
     } cases[] = {
-        {"GET", "/api/things/1.csv", NULL, 401},    {"GET", "/api/things/1.csv", &client, 200},
-        {"GET", "/api/things/1.csv", &admin, 200},  {"GET", "/api/admin", NULL, 401},
-        {"GET", "/api/admin", &client, 403},        {"GET", "/api/admin", &admin, 200},
-        {"POST", "/api/readings", &client, 403},    {"POST", "/api/readings", &admin, 200},
+        {"GET", "/api/things/1.csv", NULL, 401},   {"GET", "/api/things/1.csv", &client, 200},
+        {"GET", "/api/things/1.csv", &admin, 200}, {"GET", "/api/admin", NULL, 401},
+        {"GET", "/api/admin", &client, 403},       {"GET", "/api/admin", &admin, 200},
+        {"POST", "/api/readings", &client, 403},   {"POST", "/api/readings", &admin, 200},
         {"GET", "/api/things", NULL, 200},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         long status = 0;
         json_t *d = call(cases[i].method, cases[i].target, cases[i].who, &status);
-        if (status != cases[i].status) fail_msg("%s %s: %ld, not %ld", cases[i].method, cases[i].target, status, cases[i].status);
+        if (status != cases[i].status)
+            fail_msg("%s %s: %ld, not %ld", cases[i].method, cases[i].target, status, cases[i].status);
         json_decref(d);
     }
 }

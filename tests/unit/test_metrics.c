@@ -102,9 +102,8 @@ static void test_histogram_buckets(void **state) {
     static const struct {
         const char *le;
         double count;
-    } expect[] = {{"0.0005", 2}, {"0.001", 2}, {"0.0025", 2}, {"0.005", 3}, {"0.01", 3},
-                  {"0.025", 3},  {"0.05", 3},  {"0.1", 3},    {"0.25", 3},  {"0.5", 3},
-                  {"1", 4},      {"2.5", 4},   {"+Inf", 5}};
+    } expect[] = {{"0.0005", 2}, {"0.001", 2}, {"0.0025", 2}, {"0.005", 3}, {"0.01", 3}, {"0.025", 3}, {"0.05", 3},
+                  {"0.1", 3},    {"0.25", 3},  {"0.5", 3},    {"1", 4},     {"2.5", 4},  {"+Inf", 5}};
     char series[160];
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
         snprintf(series, sizeof series, "ems_http_request_duration_seconds_bucket{route=\"/t/hist\",le=\"%s\"}",
@@ -153,8 +152,8 @@ static void test_refusals(void **state) {
     ems_metrics_count("", "bad", 1);
     ems_metrics_count(NULL, "bad", 1);
     ems_metrics_count("ems_test_kind_total", "a counter", 1);
-    ems_metrics_gauge("ems_test_kind_total", "now a gauge?", 50); /* another kind: ignored */
-    ems_metrics_count("ems_test_kind_total", "a counter", -4);    /* counters never go down */
+    ems_metrics_gauge("ems_test_kind_total", "now a gauge?", 50);    /* another kind: ignored */
+    ems_metrics_count("ems_test_kind_total", "a counter", -4);       /* counters never go down */
     ems_metrics_count("ems_http_requests_total", "fixed family", 1); /* not reachable by name */
     char *text = render();
     assert_null(strstr(text, "starts_with_digit"));
@@ -218,8 +217,8 @@ static void test_many_series(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_format),  cmocka_unit_test(test_histogram_buckets),
-        cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_render_format),     cmocka_unit_test(test_histogram_buckets),
+        cmocka_unit_test(test_label_escaping),    cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_concurrency_exact), cmocka_unit_test(test_many_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

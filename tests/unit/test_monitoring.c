@@ -144,12 +144,24 @@ static int setup(void **state) {
     fx.alerts.events = json_array();
     if (ems_bus_consume(fx.bus, Q_NOTIFY, 0, sink_alert, &fx.alerts)) return -1;
 
-    fx.mon_env = (ems_role_env){.name = "monitoring", .conf = fx.conf, .store = fx.store, .bus = fx.bus,
-                                .outbox = fx.outbox, .jwt = fx.jwt, .http = fx.http, .embedded = 1};
-    fx.bal_env = (ems_role_env){.name = "balancer", .conf = fx.conf, .bus = fx.bus, .jwt = fx.jwt, .http = fx.http,
+    fx.mon_env = (ems_role_env){.name = "monitoring",
+                                .conf = fx.conf,
+                                .store = fx.store,
+                                .bus = fx.bus,
+                                .outbox = fx.outbox,
+                                .jwt = fx.jwt,
+                                .http = fx.http,
                                 .embedded = 1};
-    fx.dev_env = (ems_role_env){.name = "devices", .conf = fx.conf, .store = fx.dev_store, .bus = fx.bus,
-                                .outbox = fx.dev_outbox, .jwt = fx.jwt, .http = fx.http, .embedded = 1};
+    fx.bal_env = (ems_role_env){
+        .name = "balancer", .conf = fx.conf, .bus = fx.bus, .jwt = fx.jwt, .http = fx.http, .embedded = 1};
+    fx.dev_env = (ems_role_env){.name = "devices",
+                                .conf = fx.conf,
+                                .store = fx.dev_store,
+                                .bus = fx.bus,
+                                .outbox = fx.dev_outbox,
+                                .jwt = fx.jwt,
+                                .http = fx.http,
+                                .embedded = 1};
     if (ems_role_devices.start(&fx.dev_env, &fx.dev_state)) return -1;
     if (ems_role_monitoring.start(&fx.mon_env, &fx.mon_state)) return -1;
     if (ems_role_balancer.start(&fx.bal_env, &fx.bal_state)) return -1;
@@ -222,8 +234,9 @@ static void devices_row(const char *id, const char *owner, double limit) {
     ems_db *db = ems_store_get(fx.dev_store);
     assert_non_null(db);
     if (owner)
-        assert_int_equal(ems_db_exec(db, "INSERT INTO accounts (id, username, role) VALUES ($1, $2, 'client') "
-                                         "ON CONFLICT (id) DO NOTHING",
+        assert_int_equal(ems_db_exec(db,
+                                     "INSERT INTO accounts (id, username, role) VALUES ($1, $2, 'client') "
+                                     "ON CONFLICT (id) DO NOTHING",
                                      "ss", owner, "owner"),
                          EMS_OK);
     assert_int_equal(ems_db_exec(db,
@@ -355,7 +368,8 @@ static void test_exact_sums_under_duplicates_reorder_and_late(void **state) {
         json_t *msg = json_array();
         for (int k = start; k > start - 8 && k >= 0; k--)
             json_array_append_new(msg, seed_reading(id, T0 + (int64_t)k * 600000, 0.01 * (k + 1)));
-        if (start + 1 < N) json_array_append_new(msg, seed_reading(id, T0 + (int64_t)(start + 1) * 600000, 0.01 * (start + 2)));
+        if (start + 1 < N)
+            json_array_append_new(msg, seed_reading(id, T0 + (int64_t)(start + 1) * 600000, 0.01 * (start + 2)));
         publish_json(Q_IN, msg);
     }
     for (int k = 0; k < N; k++) expect[(k * 10) / 15] += 0.01 * (k + 1);
@@ -494,12 +508,13 @@ static double metric(const char *name) {
 
 static void test_malformed_messages_go_to_dead_letters(void **state) {
     (void)state;
-    double replica_count = metric("ems_readings_malformed_total"), balancer_count = metric("ems_balancer_malformed_total");
+    double replica_count = metric("ems_readings_malformed_total"),
+           balancer_count = metric("ems_balancer_malformed_total");
     long in_before = ems_bus_dlq_count(fx.bus, Q_IN), rep_before = ems_bus_dlq_count(fx.bus, Q_PREFIX "2");
     /* Refused whole by the balancer: one bad reading spoils its message. */
     assert_int_equal(ems_bus_publish(fx.bus, Q_IN, "not json", 8), EMS_OK);
-    assert_int_equal(ems_bus_publish(fx.bus, Q_IN, "[{\"timestamp\":1,\"device_id\":\"x\",\"measurement_value\":1}]", 55),
-                     EMS_OK);
+    assert_int_equal(
+        ems_bus_publish(fx.bus, Q_IN, "[{\"timestamp\":1,\"device_id\":\"x\",\"measurement_value\":1}]", 55), EMS_OK);
     assert_int_equal(ems_bus_dlq_count(fx.bus, Q_IN), in_before + 2);
     /* And by a replica, should one reach it directly. */
     assert_int_equal(ems_bus_publish(fx.bus, Q_PREFIX "2", "{}", 2), EMS_OK);
@@ -524,9 +539,10 @@ static void test_post_readings(void **state) {
     json_decref(call_json("POST", "/api/readings", fx.admin_token, body, 202));
     assert_float_equal(bucket_kwh(id, t), 1.75, 1e-12);
     /* A bad reading refuses the whole body, with the reason, and stores nothing. */
-    snprintf(body, sizeof body,
-             "[{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":9},{\"timestamp\":1,\"device_id\":\"%s\"}]",
-             (long long)(t + 60000), id, id);
+    snprintf(
+        body, sizeof body,
+        "[{\"timestamp\":%lld,\"device_id\":\"%s\",\"measurement_value\":9},{\"timestamp\":1,\"device_id\":\"%s\"}]",
+        (long long)(t + 60000), id, id);
     json_t *err = call_json("POST", "/api/readings", "ingest-secret", body, 400);
     assert_non_null(strstr(json_string_value(json_object_get(json_object_get(err, "error"), "message")), "reading 1"));
     json_decref(err);
@@ -626,8 +642,8 @@ static void test_device_events_replicated(void **state) {
     assert_float_equal(json_real_value(json_object_get(day, "limit_kwh")), 3.0, 0);
     json_decref(day);
     ems_uuid(event_id);
-    publish_json(Q_DEVICES, json_pack("{s:s, s:s, s:{s:s}}", "event_id", event_id, "type", "device.deleted", "device",
-                                      "id", id));
+    publish_json(Q_DEVICES,
+                 json_pack("{s:s, s:s, s:{s:s}}", "event_id", event_id, "type", "device.deleted", "device", "id", id));
     json_decref(call_json("GET", path, fx.owner_token, NULL, 404));
     /* An upsert applied after the delete (a slower replica, a redelivery) does not bring the device back. */
     announce_device(id, fx.owner_id, 5.0);
@@ -774,8 +790,9 @@ static void test_pg_batches_exact_and_alert_once(void **state) {
     ems_uuid(unknown);
     ems_db *db = ems_store_get(pg.store);
     assert_non_null(db);
-    assert_int_equal(ems_db_exec(db, "INSERT INTO devices (id, owner_id, max_hourly_kwh, name, updated_at) "
-                                     "VALUES ($1, NULL, 1.0, 'meter', 1)",
+    assert_int_equal(ems_db_exec(db,
+                                 "INSERT INTO devices (id, owner_id, max_hourly_kwh, name, updated_at) "
+                                 "VALUES ($1, NULL, 1.0, 'meter', 1)",
                                  "s", id),
                      EMS_OK);
     ems_store_put(pg.store, db);
@@ -938,8 +955,8 @@ static void test_pg_delete_and_upsert_at_once(void **state) {
     (void)state;
     char id[EMS_ID_LEN];
     ems_uuid(id);
-    json_t *device = json_pack("{s:s, s:s, s:f, s:I}", "id", id, "name", "m", "max_hourly_kwh", 1.0, "updated_at",
-                               (json_int_t)T0);
+    json_t *device =
+        json_pack("{s:s, s:s, s:f, s:I}", "id", id, "name", "m", "max_hourly_kwh", 1.0, "updated_at", (json_int_t)T0);
     ems_db *db = ems_store_get(pg.store);
     assert_non_null(db);
     assert_int_equal(ems_db_begin(db), EMS_OK);

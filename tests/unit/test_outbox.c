@@ -414,18 +414,15 @@ static void test_stop_is_prompt(void **state) {
     assert_acked_in_order(1, 1);
 }
 
-#define TESTS                                                                                 \
-    {                                                                                        \
-        cmocka_unit_test_setup_teardown(test_add_fills_ids, setup_test, teardown_test),      \
-        cmocka_unit_test_setup_teardown(test_rolled_back_never_published, setup_test,        \
-                                        teardown_test),                                      \
-        cmocka_unit_test_setup_teardown(test_no_consumer_then_delivered, setup_test,         \
-                                        teardown_test),                                      \
-        cmocka_unit_test_setup_teardown(test_retry_keeps_order_and_count, setup_test,        \
-                                        teardown_test),                                      \
-        cmocka_unit_test_setup_teardown(test_many_in_order, setup_test, teardown_test),      \
-        cmocka_unit_test_setup_teardown(test_inbox_dedups, setup_test, teardown_test),       \
-        cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup_test, teardown_test),     \
+#define TESTS                                                                                                          \
+    {                                                                                                                  \
+        cmocka_unit_test_setup_teardown(test_add_fills_ids, setup_test, teardown_test),                                \
+            cmocka_unit_test_setup_teardown(test_rolled_back_never_published, setup_test, teardown_test),              \
+            cmocka_unit_test_setup_teardown(test_no_consumer_then_delivered, setup_test, teardown_test),               \
+            cmocka_unit_test_setup_teardown(test_retry_keeps_order_and_count, setup_test, teardown_test),              \
+            cmocka_unit_test_setup_teardown(test_many_in_order, setup_test, teardown_test),                            \
+            cmocka_unit_test_setup_teardown(test_inbox_dedups, setup_test, teardown_test),                             \
+            cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup_test, teardown_test),                           \
     }
 
 int main(void) {

@@ -52,8 +52,8 @@ static const struct {
     {NULL, "2026-11-20T11:10-00:00", 1, T1110},
     {NULL, "2026-11-21T01:10+14:00", 1, T1110},
     {NULL, "2026-11-19T23:10-12:00", 1, T1110},
-    {NULL, "2026-11-20T11\\u003a10", 1, T1110}, /* an escaped colon is still a colon */
-    {NULL, "2026-11-20T24:00", 1, 1795219200000LL},        /* the end of the day: the next day's 00:00 */
+    {NULL, "2026-11-20T11\\u003a10", 1, T1110},     /* an escaped colon is still a colon */
+    {NULL, "2026-11-20T24:00", 1, 1795219200000LL}, /* the end of the day: the next day's 00:00 */
     {NULL, "2026-11-20T24:00:00.000Z", 1, 1795219200000LL},
     {NULL, "2026-12-31T23:59:60Z", 1, 1798761600000LL}, /* a leap second: the next minute's 00 */
     {NULL, "2099-12-31T23:59:59.999Z", 1, 4102444799999LL},
@@ -179,21 +179,21 @@ static void refuse_bad_messages_whole(void **state) {
     reading *r = NULL;
     size_t n;
     char err[256];
-    const char *bad[] = {
-        "not json",
-        "[]",
-        "42",
-        "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\"}",
-        "{\"timestamp\":1795773600000,\"device_id\":\"nope\",\"measurement_value\":1}",
-        "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":-1}",
-        "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":\"1\"}",
-        "{\"timestamp\":\"yesterday\",\"device_id\":\"" ID "\",\"measurement_value\":1}",
-        "{\"timestamp\":12,\"device_id\":\"" ID "\",\"measurement_value\":1}",
-        "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":1,\"extra\":1}",
-        "{\"timestamp\":1795773600000,\"deviceId\":\"" ID "\",\"measurement_value\":1}",
-        "[{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":1}, 5]",
-        "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"device_id\":\"" ID "\",\"measurement_value\":1}",
-        NULL};
+    const char *bad[] = {"not json",
+                         "[]",
+                         "42",
+                         "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\"}",
+                         "{\"timestamp\":1795773600000,\"device_id\":\"nope\",\"measurement_value\":1}",
+                         "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":-1}",
+                         "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":\"1\"}",
+                         "{\"timestamp\":\"yesterday\",\"device_id\":\"" ID "\",\"measurement_value\":1}",
+                         "{\"timestamp\":12,\"device_id\":\"" ID "\",\"measurement_value\":1}",
+                         "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":1,\"extra\":1}",
+                         "{\"timestamp\":1795773600000,\"deviceId\":\"" ID "\",\"measurement_value\":1}",
+                         "[{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"measurement_value\":1}, 5]",
+                         "{\"timestamp\":1795773600000,\"device_id\":\"" ID "\",\"device_id\":\"" ID
+                         "\",\"measurement_value\":1}",
+                         NULL};
     for (size_t i = 0; bad[i]; i++) {
         err[0] = '\0';
         assert_int_equal(readings_parse(bad[i], strlen(bad[i]), NULL, &r, &n, err, sizeof err), EMS_BAD_REQUEST);
@@ -204,11 +204,9 @@ static void refuse_bad_messages_whole(void **state) {
 /* A real timestamp far out of range is refused by its range, before any cast (UBSan caught the cast). */
 static void huge_real_timestamps_refused(void **state) {
     (void)state;
-    const char *bodies[] = {
-        "{\"timestamp\":1.7e122,\"device_id\":\"" ID "\",\"measurement_value\":1}",
-        "{\"timestamp\":-1.7e122,\"device_id\":\"" ID "\",\"measurement_value\":1}",
-        "{\"timestamp\":9.3e18,\"device_id\":\"" ID "\",\"measurement_value\":1}",
-        NULL};
+    const char *bodies[] = {"{\"timestamp\":1.7e122,\"device_id\":\"" ID "\",\"measurement_value\":1}",
+                            "{\"timestamp\":-1.7e122,\"device_id\":\"" ID "\",\"measurement_value\":1}",
+                            "{\"timestamp\":9.3e18,\"device_id\":\"" ID "\",\"measurement_value\":1}", NULL};
     for (size_t i = 0; bodies[i]; i++) {
         reading *r = NULL;
         size_t n;
@@ -281,8 +279,8 @@ static const struct {
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}]", 0, 1, 1, NULL},
     {"{\"deviceId\":\"7F3C2A10-1234-4ABC-8DEF-012345678901\",\"timestamp\":\"2026-03-14T00:01:00+05:45\",\"value\":2}",
      0, 1, 1, NULL},
-    {" \t\r\n[ {\"timestamp\" : 1.764e12 , \"device\\u005fid\" : \"" UUID_A "\" , \"measurement_value\" : 1e6 } ] \n", 0,
-     1, 1, NULL},
+    {" \t\r\n[ {\"timestamp\" : 1.764e12 , \"device\\u005fid\" : \"" UUID_A "\" , \"measurement_value\" : 1e6 } ] \n",
+     0, 1, 1, NULL},
     {"[{\"timestamp\":\"2026-03-14T00:01:00.1234567890123456789012345678901234567890123456789012345678901234567890Z\","
      "\"device_id\":\"" UUID_A "\",\"measurement_value\":0}]",
      0, 1, 1, NULL},
@@ -297,41 +295,50 @@ static const struct {
     {"[]", 0, 0, 0, "1 to"},
     {"{}", 0, 0, 0, "needs exactly"},
     {"[1]", 0, 0, 0, "must be an object"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5},]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5},]", 0, 0, 0,
+     "malformed JSON"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}]x", 0, 0, 0,
      "malformed JSON"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}", 0, 0, 0,
      "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\"}]", 0, 0, 0,
-     "duplicate"},
+    {"[{\"timestamp\":1764000000000,\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\"}]", 0, 0, 0, "duplicate"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5,\"x\":1}]", 0, 0, 0,
      "needs exactly"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"value\":0.5}]", 0, 0, 0, "needs exactly"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\",\"measurement_value\":1}]",
-     0, 0, 0, "UUID"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\",\"measurement_value\":1}]", 0,
+     0, 0, "UUID"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890g\",\"measurement_value\":1}]",
      0, 0, 0, "UUID"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\\u00e9\",\"measurement_value\":1}]",
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\\u00e9\",\"measurement_value\":"
+     "1}]",
      0, 0, 0, "UUID"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\\u0000\",\"measurement_value\":1}]",
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\\u0000\",\"measurement_value\":"
+     "1}]",
      0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\x01\",\"measurement_value\":1}]",
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\x01\",\"measurement_value\":1}"
+     "]",
      0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\xff\",\"measurement_value\":1}]",
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-01234567890\xff\",\"measurement_value\":1}"
+     "]",
      0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\xc0\xaf\",\"measurement_value\":1}]",
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\xc0\xaf\",\"measurement_value\":"
+     "1}]",
      0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\\ud800\",\"measurement_value\":1}]",
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"7f3c2a10-1234-4abc-8def-0123456789\\ud800\",\"measurement_value\":"
+     "1}]",
      0, 0, 0, "malformed JSON"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"\\q\",\"measurement_value\":1}]", 0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":01764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1.}]", 0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":.5}]", 0, 0, 0, "malformed JSON"},
-    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":+1}]", 0, 0, 0, "malformed JSON"},
+    {"[{\"timestamp\":01764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0,
+     "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1.}]", 0, 0, 0,
+     "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":.5}]", 0, 0, 0,
+     "malformed JSON"},
+    {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":+1}]", 0, 0, 0,
+     "malformed JSON"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":-}]", 0, 0, 0, "malformed JSON"},
     {"[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":1e400}]", 0, 0, 0, "overflow"},
-    {"[{\"timestamp\":99999999999999999999,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0,
-     "too big"},
+    {"[{\"timestamp\":99999999999999999999,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "too big"},
     {"[{\"timestamp\":1e300,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
     {"[{\"timestamp\":1764000000000.5,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
     {"[{\"timestamp\":1,\"device_id\":\"" UUID_A "\",\"measurement_value\":1}]", 0, 0, 0, "timestamp"},
@@ -365,8 +372,8 @@ static void test_parse_nasty_bodies(void **state) {
         size_t n = 0, len = parse_cases[i].len ? parse_cases[i].len : strlen(parse_cases[i].body);
         char err[256] = "";
         ems_rc rc = readings_parse(parse_cases[i].body, len, NULL, &rs, &n, err, sizeof err);
-        if ((rc == EMS_OK) != parse_cases[i].ok ||
-            (!parse_cases[i].ok && !strstr(err, parse_cases[i].why)) || (parse_cases[i].ok && n != parse_cases[i].n))
+        if ((rc == EMS_OK) != parse_cases[i].ok || (!parse_cases[i].ok && !strstr(err, parse_cases[i].why)) ||
+            (parse_cases[i].ok && n != parse_cases[i].n))
             fail_msg("case %zu: rc=%d n=%zu err=\"%s\"", i, rc, n, err);
         if (rc == EMS_OK) {
             for (size_t k = 0; k < n; k++) assert_true(ems_uuid_valid(rs[k].device_id));
@@ -457,17 +464,50 @@ static void test_parse_agrees_with_jansson(void **state) {
     (void)state;
     static const char *const seeds[] = {
         "[{\"timestamp\":1764000000000,\"device_id\":\"" UUID_A "\",\"measurement_value\":0.5}]",
-        "{\"deviceId\":\"7F3C2A10-1234-4abc-8def-012345678901\",\"timestamp\":\"2026-03-14T00:01:00.123+05:45\",\"value\":12}",
+        "{\"deviceId\":\"7F3C2A10-1234-4abc-8def-012345678901\",\"timestamp\":\"2026-03-14T00:01:00.123+05:45\","
+        "\"value\":12}",
         "[{\"timestamp\":1.764e12,\"device_id\":\"" UUID_A "\",\"measurement_value\":1e-3},{\"value\":0,\"deviceId\":"
         "\"7f3c2a10-1234-4abc-8def-01234567890a\",\"timestamp\":\"2026-03-14 00:01:00Z\"}]",
         " [ { \"timestamp\" : \"2026-03-14T00:01:00\" , \"device\\u005fid\" : \"" UUID_A "\" , \"measurement_value\" : "
         "1000000 } ] \n",
     };
-    static const char *const frags[] = {"\"", "\\", "\\u", "\\u0000", "\\ud800", "\\udc00", "\\ud83d\\ude00",
-                                        "\xc3\xa9", "\xff", "\xed\xa0\x80", "\x01", "{", "}", "[", "]", ",", ":", "-",
-                                        "0", "01", "1e", "1e400", "99999999999999999999", "-0", "1.", "true", "null",
-                                        "\"x\":1", "\"timestamp\":1,", " ", "1764000000000", "\"2026-02-30T00:00:00Z\"",
-                                        "\"2025-01-15T00:10\"", ".5", "+05", "Z", "T24:00"};
+    static const char *const frags[] = {"\"",
+                                        "\\",
+                                        "\\u",
+                                        "\\u0000",
+                                        "\\ud800",
+                                        "\\udc00",
+                                        "\\ud83d\\ude00",
+                                        "\xc3\xa9",
+                                        "\xff",
+                                        "\xed\xa0\x80",
+                                        "\x01",
+                                        "{",
+                                        "}",
+                                        "[",
+                                        "]",
+                                        ",",
+                                        ":",
+                                        "-",
+                                        "0",
+                                        "01",
+                                        "1e",
+                                        "1e400",
+                                        "99999999999999999999",
+                                        "-0",
+                                        "1.",
+                                        "true",
+                                        "null",
+                                        "\"x\":1",
+                                        "\"timestamp\":1,",
+                                        " ",
+                                        "1764000000000",
+                                        "\"2026-02-30T00:00:00Z\"",
+                                        "\"2025-01-15T00:10\"",
+                                        ".5",
+                                        "+05",
+                                        "Z",
+                                        "T24:00"};
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     char buf[1024];
     size_t accepted = 0;
@@ -517,8 +557,10 @@ static void test_parse_agrees_with_jansson(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(timestamps_same_in_both_parsers),
-        cmocka_unit_test(reading_zone_option),    cmocka_unit_test(parse_both_forms),
-        cmocka_unit_test(refuse_bad_messages_whole), cmocka_unit_test(dump_round_trips),
+        cmocka_unit_test(reading_zone_option),
+        cmocka_unit_test(parse_both_forms),
+        cmocka_unit_test(refuse_bad_messages_whole),
+        cmocka_unit_test(dump_round_trips),
         cmocka_unit_test(huge_real_timestamps_refused),
         cmocka_unit_test(dump_fits_the_longest_values),
         cmocka_unit_test(test_parse_nasty_bodies),

@@ -26,11 +26,13 @@ static void test_rendezvous_hash_stable_and_spread(void **state) {
         count[r]++;
     }
     /* Stable: the same answer every time. */
-    for (int i = N - 1; i >= 0; i--) assert_int_equal(ems_replica_of(ids[i], REPLICAS), ems_replica_of(ids[i], REPLICAS));
+    for (int i = N - 1; i >= 0; i--)
+        assert_int_equal(ems_replica_of(ids[i], REPLICAS), ems_replica_of(ids[i], REPLICAS));
     assert_int_equal(ems_replica_of("8a6e0804-2bd0-4672-b79d-d97027f9071a", 4),
                      ems_replica_of("8a6e0804-2bd0-4672-b79d-d97027f9071a", 4));
     /* Spread: each replica within 20 % of a fair share. */
-    for (int r = 1; r <= REPLICAS; r++) assert_true(count[r] > N / REPLICAS * 8 / 10 && count[r] < N / REPLICAS * 12 / 10);
+    for (int r = 1; r <= REPLICAS; r++)
+        assert_true(count[r] > N / REPLICAS * 8 / 10 && count[r] < N / REPLICAS * 12 / 10);
     /* One more replica takes devices only for itself. */
     for (int i = 0; i < N; i++) {
         unsigned before = ems_replica_of(ids[i], REPLICAS), after = ems_replica_of(ids[i], REPLICAS + 1);

@@ -50,7 +50,7 @@ typedef struct {
     int64_t last_ts;
     rd *v;
     size_t n, cap;
-    char *bodies;    /* every body, newline-separated, for determinism checks */
+    char *bodies; /* every body, newline-separated, for determinism checks */
     size_t blen, bcap;
 } collector;
 
@@ -134,10 +134,8 @@ static ems_verdict collect(const char *queue, const char *body, size_t len, void
         json_array_foreach(root, i, x) if (ok && parse_reading(x, &r)) add_reading(c, &r);
     } else {
         rd r;
-        if (root && parse_reading(root, &r))
-            add_reading(c, &r);
-        else
-            c->malformed++;
+        if (root && parse_reading(root, &r)) add_reading(c, &r);
+        else c->malformed++;
     }
     pthread_mutex_unlock(&c->lock);
     json_decref(root);
@@ -228,7 +226,7 @@ static void backfill_opts(ems_sim_opts *o, const ems_sim_config *c, const char *
 static void test_profile_night_below_evening(void **state) {
     (void)state;
     double night = 0, evening = 1e9;
-    for (int q = 4; q <= 16; q++) night = fmax(night, sim_curve_at(sim_default_curve, q / 4.0));     /* 01:00–04:00 */
+    for (int q = 4; q <= 16; q++) night = fmax(night, sim_curve_at(sim_default_curve, q / 4.0)); /* 01:00–04:00 */
     for (int q = 72; q <= 84; q++) evening = fmin(evening, sim_curve_at(sim_default_curve, q / 4.0)); /* 18:00–21:00 */
     assert_true(night * 2 < evening);
     /* Interpolation: at h:30 the curve is the hour's own value, and it wraps around midnight. */
@@ -401,7 +399,8 @@ static void test_encode(void **state) {
     char s[32];
     sim_reading r = {.device_id = DEV_A, .ts_ms = 1710028800000, .micro = 52001};
     assert_int_equal(sim_encode_reading(&b, &r, EMS_SIM_FORMAT_SEED, 0), EMS_OK);
-    assert_string_equal(b.p, "{\"timestamp\":1710028800000,\"device_id\":\"" DEV_A "\",\"measurement_value\":0.052001}");
+    assert_string_equal(b.p,
+                        "{\"timestamp\":1710028800000,\"device_id\":\"" DEV_A "\",\"measurement_value\":0.052001}");
     sim_format_kwh(-1500000, s, sizeof s);
     assert_string_equal(s, "-1.500000");
     /* Written by hand since: the same text as "%s%llu.%06llu", truncated as snprintf truncates. */
@@ -489,7 +488,8 @@ static void test_faults_keep_good_sum_exact(void **state) {
         json_array_foreach(json_object_get(root, "devices"), i, dev) {
             json_t *h;
             by_dev += json_integer_value(json_object_get(dev, "total_micro_kwh"));
-            json_array_foreach(json_object_get(dev, "hours"), j, h) by_hour += json_integer_value(json_object_get(h, "micro_kwh"));
+            json_array_foreach(json_object_get(dev, "hours"), j, h) by_hour +=
+                json_integer_value(json_object_get(h, "micro_kwh"));
         }
         assert_int_equal(by_dev, clean.st.total_micro);
         assert_int_equal(by_hour, clean.st.total_micro);

@@ -103,8 +103,8 @@ static void exec_ok(ems_store *s, const char *sql) {
     ems_store_put(s, db);
 }
 
-static const char *const test_tables[] = {"child", "parent", "tv", "mig_b", "mig_a", "mig_c", "mc", "pool_t",
-                                          "schema_migrations"};
+static const char *const test_tables[] = {"child",  "parent",           "tv", "mig_b", "mig_a", "mig_c", "mc",
+                                          "pool_t", "schema_migrations"};
 
 /* Each test starts from an empty database. */
 static int reset(void **state) {
@@ -268,8 +268,12 @@ static void test_values_stay_data(void **state) {
     fixture *fx = *state;
     create_tv(fx->s);
     static const char *const evil[] = {
-        "x'); DROP TABLE tv;--", "it's \"quoted\" $1 ?1 ?2 :a @b \\ %s %n", "/* not a comment */ -- nor this\n;",
-        "$$ dollar $$", "E'\\''", "\x01\x7f",
+        "x'); DROP TABLE tv;--",
+        "it's \"quoted\" $1 ?1 ?2 :a @b \\ %s %n",
+        "/* not a comment */ -- nor this\n;",
+        "$$ dollar $$",
+        "E'\\''",
+        "\x01\x7f",
     };
     ems_db *db = ems_store_get(fx->s);
     assert_non_null(db);
@@ -468,8 +472,8 @@ static void test_migrations(void **state) {
     ems_db *db = ems_store_get(fx->s);
     assert_non_null(db);
     ems_rows *r = NULL;
-    assert_int_equal(ems_db_query(db, &r, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version", ""),
-                     EMS_OK);
+    assert_int_equal(
+        ems_db_query(db, &r, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version", ""), EMS_OK);
     assert_int_equal(ems_rows_count(r), 3);
     assert_int_equal(ems_rows_int(r, 0, 0), 1);
     assert_int_equal(ems_rows_int(r, 1, 0), 9);
@@ -540,7 +544,8 @@ static void test_migrations_concurrent(void **state) {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/m2", fx->dir);
     mkdir(dir, 0755);
-    write_file(dir, "001_mc.sql", "CREATE TABLE mc (id INTEGER NOT NULL, what TEXT);\nINSERT INTO mc VALUES (1, 'a');\n");
+    write_file(dir, "001_mc.sql",
+               "CREATE TABLE mc (id INTEGER NOT NULL, what TEXT);\nINSERT INTO mc VALUES (1, 'a');\n");
     write_file(dir, "002_mc.sql", "INSERT INTO mc VALUES (2, 'b');\n");
     write_file(dir, "003_mc.sql", "INSERT INTO mc VALUES (3, 'c');\n");
     pthread_barrier_t go;
@@ -590,7 +595,8 @@ static void *work_thread(void *arg) {
         pthread_mutex_lock(w->mu);
         if (++*w->in_use > *w->max_in_use) *w->max_in_use = *w->in_use;
         pthread_mutex_unlock(w->mu);
-        if (ems_db_exec(db, "INSERT INTO pool_t (worker, i) VALUES ($1, $2)", "ii", (int64_t)w->id, (int64_t)i) != EMS_OK)
+        if (ems_db_exec(db, "INSERT INTO pool_t (worker, i) VALUES ($1, $2)", "ii", (int64_t)w->id, (int64_t)i) !=
+            EMS_OK)
             w->failures++;
         sleep_ms(2);
         pthread_mutex_lock(w->mu);
@@ -719,21 +725,18 @@ static void test_placeholder_scan(void **state) {
     assert_int_equal(ems_sql_placeholders("SELECT $", NULL), 0);
 }
 
-#define BATTERY(setup_fn)                                                                  \
-    {                                                                                     \
-        cmocka_unit_test_setup(test_engine_name, setup_fn),                               \
-        cmocka_unit_test_setup(test_types_roundtrip, setup_fn),                           \
-        cmocka_unit_test_setup(test_values_stay_data, setup_fn),                          \
-        cmocka_unit_test_setup(test_unique_conflict, setup_fn),                           \
-        cmocka_unit_test_setup(test_fk_conflict, setup_fn),                               \
-        cmocka_unit_test_setup(test_transactions, setup_fn),                              \
-        cmocka_unit_test_setup(test_put_rolls_back, setup_fn),                            \
-        cmocka_unit_test_setup(test_type_mismatch, setup_fn),                             \
-        cmocka_unit_test_setup(test_one_statement_per_call, setup_fn),                    \
-        cmocka_unit_test_setup(test_migrations, setup_fn),                                \
-        cmocka_unit_test_setup(test_migrations_concurrent, setup_fn),                     \
-        cmocka_unit_test_setup(test_pool_blocks, setup_fn),                               \
-        cmocka_unit_test_setup(test_pg_down_up, setup_fn),                                \
+#define BATTERY(setup_fn)                                                                                              \
+    {                                                                                                                  \
+        cmocka_unit_test_setup(test_engine_name, setup_fn), cmocka_unit_test_setup(test_types_roundtrip, setup_fn),    \
+            cmocka_unit_test_setup(test_values_stay_data, setup_fn),                                                   \
+            cmocka_unit_test_setup(test_unique_conflict, setup_fn),                                                    \
+            cmocka_unit_test_setup(test_fk_conflict, setup_fn), cmocka_unit_test_setup(test_transactions, setup_fn),   \
+            cmocka_unit_test_setup(test_put_rolls_back, setup_fn),                                                     \
+            cmocka_unit_test_setup(test_type_mismatch, setup_fn),                                                      \
+            cmocka_unit_test_setup(test_one_statement_per_call, setup_fn),                                             \
+            cmocka_unit_test_setup(test_migrations, setup_fn),                                                         \
+            cmocka_unit_test_setup(test_migrations_concurrent, setup_fn),                                              \
+            cmocka_unit_test_setup(test_pool_blocks, setup_fn), cmocka_unit_test_setup(test_pg_down_up, setup_fn),     \
     }
 
 int main(void) {

@@ -504,8 +504,9 @@ static int paged_get(void *ctx, const char *path, long *status, char **body) {
         int i = device_index(path + 22);
         json_t *items = json_array();
         if (i == api->ndev - 1)
-            json_array_append_new(items, json_pack("{s:I, s:s, s:f, s:f}", "hour_start", (json_int_t)(NOW_MS - 3600000),
-                                                   "device_name", "the last meter", "total_kwh", 2.5, "limit_kwh", 2.0));
+            json_array_append_new(items,
+                                  json_pack("{s:I, s:s, s:f, s:f}", "hour_start", (json_int_t)(NOW_MS - 3600000),
+                                            "device_name", "the last meter", "total_kwh", 2.5, "limit_kwh", 2.0));
         doc = json_pack("{s:o}", "items", items);
     } else {
         *status = 404;
@@ -523,8 +524,8 @@ static const char *var(const support_vars *vars, const char *name) {
 }
 
 static const char *run_action(const char *name, paged_api *api, support_vars *vars) {
-    support_caller who = {.get = paged_get, .get_ctx = api, .user_id = OWNER, .tz = "UTC", .username = "ana",
-                          .now_ms = NOW_MS};
+    support_caller who = {
+        .get = paged_get, .get_ctx = api, .user_id = OWNER, .tz = "UTC", .username = "ana", .now_ms = NOW_MS};
     for (size_t i = 0; i < support_nactions; i++)
         if (strcmp(support_actions[i].name, name) == 0) return support_actions[i].run(&who, vars);
     fail_msg("no action %s", name);
@@ -561,7 +562,10 @@ static void data_answers_page_boundaries(void **state) {
     static const struct {
         int ndev, pages;
         const char *outcome, *count;
-    } cases[] = {{100, 1, "ok", "100"}, {101, 2, "ok", "101"}, {200, 2, "ok", "200"}, {1, 1, "ok", "1"},
+    } cases[] = {{100, 1, "ok", "100"},
+                 {101, 2, "ok", "101"},
+                 {200, 2, "ok", "200"},
+                 {1, 1, "ok", "1"},
                  {0, 1, "no_devices", NULL}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         paged_api api = {.ndev = cases[c].ndev};

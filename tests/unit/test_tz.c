@@ -118,11 +118,8 @@ static void gap_and_overlap(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(dst_days),
-        cmocka_unit_test(odd_offsets),
-        cmocka_unit_test(bad_zones_and_dates),
-        cmocka_unit_test(local_dates_back),
-        cmocka_unit_test(gap_and_overlap),
+        cmocka_unit_test(dst_days),         cmocka_unit_test(odd_offsets),     cmocka_unit_test(bad_zones_and_dates),
+        cmocka_unit_test(local_dates_back), cmocka_unit_test(gap_and_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

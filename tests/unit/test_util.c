@@ -33,24 +33,24 @@ static void text_rules(void **state) {
 static void text_is_strict_utf8(void **state) {
     (void)state;
     static const char *bad[] = {
-        "\xe0\x80\xaf",         /* '/' overlong in three bytes */
-        "\xe0\x9f\xbf",         /* U+07FF overlong in three bytes */
-        "\xf0\x80\x80\xaf",     /* '/' overlong in four bytes */
-        "\xf0\x8f\xbf\xbf",     /* U+FFFF overlong in four bytes */
-        "\xc1\xbf",             /* overlong in two bytes */
-        "\xed\xa0\x80",         /* U+D800, a high surrogate */
-        "\xed\xbf\xbf",         /* U+DFFF, a low surrogate */
+        "\xe0\x80\xaf",             /* '/' overlong in three bytes */
+        "\xe0\x9f\xbf",             /* U+07FF overlong in three bytes */
+        "\xf0\x80\x80\xaf",         /* '/' overlong in four bytes */
+        "\xf0\x8f\xbf\xbf",         /* U+FFFF overlong in four bytes */
+        "\xc1\xbf",                 /* overlong in two bytes */
+        "\xed\xa0\x80",             /* U+D800, a high surrogate */
+        "\xed\xbf\xbf",             /* U+DFFF, a low surrogate */
         "\xed\xa0\xbd\xed\xb8\x80", /* a surrogate pair, CESU-8 style */
-        "\xf4\x90\x80\x80",     /* U+110000 */
-        "\xf5\x80\x80\x80",     /* lead byte past U+10FFFF */
-        "\xf8\x88\x80\x80\x80", /* five bytes */
-        "\x80",                 /* a lone continuation byte */
-        "a\xc3",                /* cut after the lead byte */
-        "\xf0\x9f\x98",         /* cut in the fourth byte */
-        "\xe2\x82x",            /* a continuation replaced by ASCII */
-        "\xc2\x85",             /* U+0085, a C1 control (NEL) */
-        "\xc2\x9f",             /* U+009F, the last C1 control */
-        "\x7f",                 /* DEL */
+        "\xf4\x90\x80\x80",         /* U+110000 */
+        "\xf5\x80\x80\x80",         /* lead byte past U+10FFFF */
+        "\xf8\x88\x80\x80\x80",     /* five bytes */
+        "\x80",                     /* a lone continuation byte */
+        "a\xc3",                    /* cut after the lead byte */
+        "\xf0\x9f\x98",             /* cut in the fourth byte */
+        "\xe2\x82x",                /* a continuation replaced by ASCII */
+        "\xc2\x85",                 /* U+0085, a C1 control (NEL) */
+        "\xc2\x9f",                 /* U+009F, the last C1 control */
+        "\x7f",                     /* DEL */
         "line\nbreak",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -77,28 +77,28 @@ static void text_visible_needs_something_that_shows(void **state) {
     static const char *blank[] = {
         "",
         "   ",
-        "\xc2\xad",                     /* U+00AD soft hyphen */
-        "\xe2\x80\x8b\xe2\x80\x8b",     /* U+200B zero-width spaces */
-        "\xef\xbb\xbf",                 /* U+FEFF */
-        "\xe2\x81\xa0",                 /* U+2060 word joiner */
-        "\xe2\x80\x8c\xe2\x80\x8d",     /* ZWNJ, ZWJ */
-        "\xcc\x81\xcc\x88",             /* combining acute and diaeresis, no base */
-        "\xc2\xa0\xe3\x80\x80",         /* no-break and ideographic spaces */
-        "\xe2\x80\xae",                 /* RIGHT-TO-LEFT OVERRIDE */
-        "\xe3\x85\xa4",                 /* U+3164 Hangul filler */
-        "\xe2\xa0\x80",                 /* U+2800 blank Braille pattern */
-        "\xef\xb8\x8f",                 /* U+FE0F variation selector */
-        "\xf3\xa0\x80\x81",             /* U+E0001 language tag */
-        "\xe1\x85\x9f",                 /* U+115F Hangul choseong filler */
-        "\xe2\x81\xa4",                 /* U+2064 invisible plus */
-        "\xc0\xa1",                     /* not UTF-8 at all */
+        "\xc2\xad",                 /* U+00AD soft hyphen */
+        "\xe2\x80\x8b\xe2\x80\x8b", /* U+200B zero-width spaces */
+        "\xef\xbb\xbf",             /* U+FEFF */
+        "\xe2\x81\xa0",             /* U+2060 word joiner */
+        "\xe2\x80\x8c\xe2\x80\x8d", /* ZWNJ, ZWJ */
+        "\xcc\x81\xcc\x88",         /* combining acute and diaeresis, no base */
+        "\xc2\xa0\xe3\x80\x80",     /* no-break and ideographic spaces */
+        "\xe2\x80\xae",             /* RIGHT-TO-LEFT OVERRIDE */
+        "\xe3\x85\xa4",             /* U+3164 Hangul filler */
+        "\xe2\xa0\x80",             /* U+2800 blank Braille pattern */
+        "\xef\xb8\x8f",             /* U+FE0F variation selector */
+        "\xf3\xa0\x80\x81",         /* U+E0001 language tag */
+        "\xe1\x85\x9f",             /* U+115F Hangul choseong filler */
+        "\xe2\x81\xa4",             /* U+2064 invisible plus */
+        "\xc0\xa1",                 /* not UTF-8 at all */
     };
     for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
         if (ems_text_visible(blank[i])) fail_msg("blank[%zu] taken as visible", i);
     }
     assert_false(ems_text_visible(NULL));
     static const char *shown[] = {
-        "a", " \xe2\x80\x8bx\xe2\x80\x8b ", "e\xcc\x81", "Zo\xc3\xab", "\xe6\x9d\x8e", "\xf0\x9f\x98\x80", ".",
+        "a",        " \xe2\x80\x8bx\xe2\x80\x8b ", "e\xcc\x81", "Zo\xc3\xab", "\xe6\x9d\x8e", "\xf0\x9f\x98\x80", ".",
         "\xd8\xa7", /* Arabic alef */
     };
     for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
@@ -124,9 +124,14 @@ static void url_escape(void **state) {
 }
 
 static limiter *limiter_with(int rate, int pair, int user, int reg_min, int reg_hour, int pw) {
-    limiter_conf c = {.login_rate = rate, .login_max_failures = pair, .login_max_failures_user = user,
-                      .login_window_s = 300, .register_rate = reg_min, .register_hourly = reg_hour,
-                      .password_max_failures = pw, .password_window_s = 300};
+    limiter_conf c = {.login_rate = rate,
+                      .login_max_failures = pair,
+                      .login_max_failures_user = user,
+                      .login_window_s = 300,
+                      .register_rate = reg_min,
+                      .register_hourly = reg_hour,
+                      .password_max_failures = pw,
+                      .password_window_s = 300};
     limiter *l = limiter_new(&c);
     assert_non_null(l);
     return l;
@@ -137,12 +142,12 @@ static void limiter_counts_failures_per_username_and_address(void **state) {
     limiter *l = limiter_with(1000, 3, 100, 5, 50, 5);
     int64_t t = 1000000;
     for (int i = 0; i < 3; i++) assert_int_equal(limiter_login(l, "10.0.0.1", "Bob", t), 0); /* all wrong */
-    int wait = limiter_login(l, "10.0.0.1", "BOB", t + 1000);                               /* any case */
+    int wait = limiter_login(l, "10.0.0.1", "BOB", t + 1000);                                /* any case */
     assert_int_equal(wait, 299);                                                             /* Retry-After */
     /* The owner at another address is not locked out by the guesser's failures. */
     assert_int_equal(limiter_login(l, "10.0.0.2", "bob", t + 1000), 0);
     limiter_login_ok(l, "10.0.0.2", "bob", t + 1000);
-    assert_int_equal(limiter_login(l, "10.0.0.1", "carol", t + 1), 0); /* others unaffected */
+    assert_int_equal(limiter_login(l, "10.0.0.1", "carol", t + 1), 0);        /* others unaffected */
     assert_int_equal(limiter_login(l, "10.0.0.1", "bob", t + 300 * 1000), 0); /* window over */
     limiter_login_ok(l, "10.0.0.1", "bob", t + 300 * 1000);
     for (int i = 0; i < 2; i++) assert_int_equal(limiter_login(l, "10.0.0.1", "bob", t + 300 * 1000 + 1), 0);
@@ -207,7 +212,7 @@ static void limiter_caps_registrations_per_minute_and_hour(void **state) {
     int64_t t = 10000000;
     for (int i = 0; i < 3; i++) assert_int_equal(limiter_register(l, "10.0.0.1", t), 0);
     assert_int_equal(limiter_register(l, "10.0.0.1", t + 15000), 45); /* the minute */
-    assert_int_equal(limiter_register(l, "10.0.0.2", t), 0);           /* per address */
+    assert_int_equal(limiter_register(l, "10.0.0.2", t), 0);          /* per address */
     for (int i = 0; i < 2; i++) assert_int_equal(limiter_register(l, "10.0.0.1", t + 60000), 0);
     assert_int_equal(limiter_register(l, "10.0.0.1", t + 120000), 3600 - 120); /* the hour */
     assert_int_equal(limiter_register(l, "10.0.0.1", t + 3600 * 1000), 0);

@@ -102,8 +102,10 @@ typedef struct fixture {
 } fixture;
 
 static char *tok_client1, *tok_client1_b, *tok_client2, *tok_admin;
-static ems_principal client1 = {.id = "11111111-1111-4111-8111-111111111111", .username = "ann", .role = EMS_ROLE_CLIENT};
-static ems_principal client2 = {.id = "22222222-2222-4222-8222-222222222222", .username = "bob", .role = EMS_ROLE_CLIENT};
+static ems_principal client1 = {
+    .id = "11111111-1111-4111-8111-111111111111", .username = "ann", .role = EMS_ROLE_CLIENT};
+static ems_principal client2 = {
+    .id = "22222222-2222-4222-8222-222222222222", .username = "bob", .role = EMS_ROLE_CLIENT};
 static ems_principal admin = {.id = "33333333-3333-4333-8333-333333333333", .username = "root", .role = EMS_ROLE_ADMIN};
 
 /* `queue` and `revocations`: the in-process bus has one consumer per queue, so each replica has its own. */
@@ -121,8 +123,14 @@ static int start_replica(fixture *fx, int i, int embedded, const char *queue, co
     ems_conf_set(r->conf, "ws_rate", "20", err, sizeof err);
     ems_http_opts o = {.port = 0, .jwt = fx->jwt};
     r->http = ems_http_new(&o);
-    r->env = (ems_role_env){.name = "ws", .conf = r->conf, .store = fx->store, .bus = fx->bus,
-                            .outbox = fx->outbox, .jwt = fx->jwt, .http = r->http, .embedded = embedded};
+    r->env = (ems_role_env){.name = "ws",
+                            .conf = r->conf,
+                            .store = fx->store,
+                            .bus = fx->bus,
+                            .outbox = fx->outbox,
+                            .jwt = fx->jwt,
+                            .http = r->http,
+                            .embedded = embedded};
     /*
      * The replica's HTTP server plays auth too: embedded, ws asks its own
      * server; distributed, it is told where auth is, as AUTH_SERVICE_HOST would.
@@ -369,9 +377,8 @@ static void publish_revoked(fixture *fx, const char *id, long ver) {
 
 static void publish_alert(fixture *fx, const char *event_id, const char *owner, const char *device_name) {
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:f, s:f}", "event_id", event_id, "type", "alert",
-                           "device_id", "44444444-4444-4444-8444-444444444444", "device_name", device_name,
-                           "owner_id", owner, "hour_start", (json_int_t)1764240000000, "total_kwh", 3.5, "limit_kwh",
-                           2.0);
+                           "device_id", "44444444-4444-4444-8444-444444444444", "device_name", device_name, "owner_id",
+                           owner, "hour_start", (json_int_t)1764240000000, "total_kwh", 3.5, "limit_kwh", 2.0);
     char *body = json_dumps(ev, JSON_COMPACT);
     assert_int_equal(ems_bus_publish(fx->bus, NQ, body, strlen(body)), EMS_OK);
     free(body);
@@ -679,8 +686,12 @@ static void test_bad_frames_get_errors_and_floods_a_close(void **state) {
     int port = ws_port(fx, 0);
     int fd = wsc_open(port, tok_client1);
     json_decref(wsc_expect(fd, "hello"));
-    const char *bad[] = {"nonsense", "[1,2]", "{\"no\":\"type\"}", "{\"type\":\"launch.rockets\"}",
-                         "{\"type\":\"chat.send\",\"text\":\"\"}", "{\"type\":\"chat.send\",\"text\":\"x\",\"extra\":1}"};
+    const char *bad[] = {"nonsense",
+                         "[1,2]",
+                         "{\"no\":\"type\"}",
+                         "{\"type\":\"launch.rockets\"}",
+                         "{\"type\":\"chat.send\",\"text\":\"\"}",
+                         "{\"type\":\"chat.send\",\"text\":\"x\",\"extra\":1}"};
     const char *codes[] = {"bad_request", "bad_request", "bad_request", "unknown_type", "bad_request", "bad_request"};
     for (size_t i = 0; i < 6; i++) {
         wsc_send_json(fd, bad[i]);

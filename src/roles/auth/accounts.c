@@ -225,9 +225,9 @@ ems_rc auth_register(ems_req *req, ems_resp *resp, void *ctx) {
 ems_rc auth_account_create(ems_req *req, ems_resp *resp, void *ctx) {
     auth_role *a = ctx;
     account_input in = {0};
-    ems_rc rc = ems_req_unpack(req, resp, "{s:s, s:s, s:s, s:s, s:s, s:s, s?:s}", "username", &in.username,
-                               "password", &in.password, "role", &in.role, "first_name", &in.first_name,
-                               "last_name", &in.last_name, "email", &in.email, "address", &in.address);
+    ems_rc rc = ems_req_unpack(req, resp, "{s:s, s:s, s:s, s:s, s:s, s:s, s?:s}", "username", &in.username, "password",
+                               &in.password, "role", &in.role, "first_name", &in.first_name, "last_name", &in.last_name,
+                               "email", &in.email, "address", &in.address);
     if (!rc) rc = check_input(resp, &in);
     ems_principal p;
     int64_t created;
@@ -324,8 +324,7 @@ ems_rc auth_account_patch(ems_req *req, ems_resp *resp, void *ctx) {
                          "UPDATE accounts SET username = COALESCE($1, username), "
                          "password_hash = COALESCE($2, password_hash), role = COALESCE($3, role), "
                          "token_version = token_version + $4, updated_at = $5 WHERE id = $6",
-                         "sssiis", in.username, in.password ? hash : NULL, in.role, (int64_t)bump, ems_now_ms(),
-                         id);
+                         "sssiis", in.username, in.password ? hash : NULL, in.role, (int64_t)bump, ems_now_ms(), id);
     const char *username = in.username ? in.username : (rows && ems_rows_count(rows) ? ems_rows_text(rows, 0, 0) : "");
     const char *role = in.role ? in.role : (rows && ems_rows_count(rows) ? ems_rows_text(rows, 0, 1) : "");
     int64_t created = rows && ems_rows_count(rows) ? ems_rows_int(rows, 0, 2) : 0;
@@ -396,9 +395,9 @@ ems_rc auth_password(ems_req *req, ems_resp *resp, void *ctx) {
     p.ver = rows && ems_rows_count(rows) ? ems_rows_int(rows, 0, 1) + 1 : 0;
     if (!rc) rc = ems_db_begin(db); /* after the hashing, which takes a while */
     if (!rc)
-        rc = ems_db_exec(db,
-                         "UPDATE accounts SET password_hash = $1, token_version = $2, updated_at = $3 WHERE id = $4",
-                         "siis", hash, p.ver, ems_now_ms(), req->who.id);
+        rc =
+            ems_db_exec(db, "UPDATE accounts SET password_hash = $1, token_version = $2, updated_at = $3 WHERE id = $4",
+                        "siis", hash, p.ver, ems_now_ms(), req->who.id);
     if (!rc) rc = announce_revoked(a, db, p.id, p.ver);
     if (!rc) rc = ems_db_commit(db);
     ems_store_put(a->env->store, db); /* rolls back what was not committed */
@@ -424,12 +423,18 @@ ems_rc auth_ensure_admin(auth_role *a, const char *username, const char *passwor
         ems_random_token(generated, 24);
         password = generated;
         /* Printed once, on the first start, to the operator's terminal; never logged. */
-        fprintf(stderr, "\n  EMS initial administrator: username '%s', password '%s'\n"
-                        "  (set EMS_ADMIN_PASSWORD to choose it; this is shown only once)\n\n",
+        fprintf(stderr,
+                "\n  EMS initial administrator: username '%s', password '%s'\n"
+                "  (set EMS_ADMIN_PASSWORD to choose it; this is shown only once)\n\n",
                 username, password);
     }
-    account_input in = {.username = username, .password = password, .role = "admin", .first_name = "System",
-                        .last_name = "Administrator", .email = "admin@localhost", .address = ""};
+    account_input in = {.username = username,
+                        .password = password,
+                        .role = "admin",
+                        .first_name = "System",
+                        .last_name = "Administrator",
+                        .email = "admin@localhost",
+                        .address = ""};
     if (!username_ok(username) || !ems_text_ok(password, 8, 128)) {
         ems_log(EMS_LOG_ERROR, "auth.admin_invalid", "reason=%s", "admin username or password breaks the rules");
         return EMS_BAD_REQUEST;

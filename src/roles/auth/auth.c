@@ -27,8 +27,7 @@ static const ems_conf_def auth_conf[] = {
      "failed logins per username from all addresses before 429 (the ceiling for a spread-out guesser)"},
     {"login_window", "EMS_LOGIN_WINDOW", EMS_CONF_INT, "300", 1, 86400, "seconds the failures are counted over"},
     {"register_rate", "EMS_REGISTER_RATE", EMS_CONF_INT, "60", 1, 1000000, "registrations a minute per address"},
-    {"register_hourly", "EMS_REGISTER_HOURLY", EMS_CONF_INT, "200", 1, 1000000,
-     "registrations an hour per address"},
+    {"register_hourly", "EMS_REGISTER_HOURLY", EMS_CONF_INT, "200", 1, 1000000, "registrations an hour per address"},
     {"password_max_failures", "EMS_PASSWORD_MAX_FAILURES", EMS_CONF_INT, "5", 1, 1000,
      "wrong old passwords per account before password changes get 429"},
     {"password_window", "EMS_PASSWORD_WINDOW", EMS_CONF_INT, "300", 1, 86400,
@@ -76,15 +75,15 @@ static ems_rc auth_start(ems_role_env *env, void **state) {
         .password_window_s = (int)ems_conf_int(env->conf, "password_window"),
     };
     char err[128] = "";
-    ems_rc rc = auth_proxies_parse(ems_conf_str(env->conf, "trusted_proxies"), env->embedded, &a->proxies, err,
-                                   sizeof err);
+    ems_rc rc =
+        auth_proxies_parse(ems_conf_str(env->conf, "trusted_proxies"), env->embedded, &a->proxies, err, sizeof err);
     if (rc == EMS_BAD_REQUEST) ems_log(EMS_LOG_ERROR, "auth.bad_conf", "key=trusted_proxies error=\"%s\"", err);
     if (!rc) rc = (a->limiter = limiter_new(&lc)) ? EMS_OK : EMS_NOMEM;
     if (!rc) rc = ems_bus_declare(env->bus, a->user_queue);
     if (!rc) rc = ems_bus_declare(env->bus, a->device_queue);
     if (!rc) rc = ems_bus_declare(env->bus, a->ws_queue);
-    if (!rc) rc = auth_ensure_admin(a, ems_conf_str(env->conf, "admin_username"),
-                                    ems_conf_str(env->conf, "admin_password"));
+    if (!rc)
+        rc = auth_ensure_admin(a, ems_conf_str(env->conf, "admin_username"), ems_conf_str(env->conf, "admin_password"));
     if (!rc) rc = ems_http_routes(env->http, auth_routes, sizeof auth_routes / sizeof auth_routes[0], a);
     if (rc) {
         auth_stop(a);

@@ -101,7 +101,7 @@ void auth_client_ip(const auth_proxies *t, const ems_req *req, char out[AUTH_IP_
     int family;
     unsigned char addr[16];
     snprintf(out, AUTH_IP_LEN, "%s", peer);
-    if (!addr_parse(peer, &family, addr)) return; /* "local", "unknown": an in-process call */
+    if (!addr_parse(peer, &family, addr)) return;                        /* "local", "unknown": an in-process call */
     inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, out, AUTH_IP_LEN); /* one spelling per address */
     const char *real = trusted(t, family, addr) ? ems_req_header(req, "X-Real-IP") : NULL;
     if (real && addr_parse(real, &family, addr)) inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, out, AUTH_IP_LEN);

@@ -34,9 +34,9 @@ typedef struct limiter_conf {
     int login_max_failures;      /* failures per (username, address) per login_window_s */
     int login_max_failures_user; /* failures per username, all addresses, per login_window_s */
     int login_window_s;
-    int register_rate;           /* registrations per address a minute */
-    int register_hourly;         /* registrations per address an hour */
-    int password_max_failures;   /* wrong old passwords per account per password_window_s */
+    int register_rate;         /* registrations per address a minute */
+    int register_hourly;       /* registrations per address an hour */
+    int password_max_failures; /* wrong old passwords per account per password_window_s */
     int password_window_s;
 } limiter_conf;
 

@@ -13,8 +13,9 @@
 static ems_rc forget_account(devices_role *d, ems_db *db, const char *id) {
     ems_rows *rows = NULL;
     ems_rc rc = ems_db_query(db, &rows, "SELECT id FROM devices WHERE owner_id = $1", "s", id);
-    if (!rc) rc = ems_db_exec(db, "UPDATE devices SET owner_id = NULL, updated_at = $1 WHERE owner_id = $2", "is",
-                                  ems_now_ms(), id);
+    if (!rc)
+        rc = ems_db_exec(db, "UPDATE devices SET owner_id = NULL, updated_at = $1 WHERE owner_id = $2", "is",
+                         ems_now_ms(), id);
     for (size_t i = 0; !rc && i < ems_rows_count(rows); i++) rc = devices_announce(d, db, ems_rows_text(rows, i, 0));
     if (!rc) rc = ems_db_exec(db, "DELETE FROM accounts WHERE id = $1", "s", id);
     ems_rows_free(rows);
@@ -26,8 +27,9 @@ ems_verdict devices_on_account(const char *queue, const char *body, size_t len, 
     json_error_t jerr;
     json_t *ev = json_loadb(body, len, 0, &jerr);
     const char *event_id = NULL, *type = NULL, *id = NULL, *username = NULL, *role = NULL;
-    if (!ev || json_unpack(ev, "{s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", &event_id, "type", &type, "account", "id",
-                           &id, "username", &username, "role", &role) ||
+    if (!ev ||
+        json_unpack(ev, "{s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", &event_id, "type", &type, "account", "id", &id,
+                    "username", &username, "role", &role) ||
         !ems_uuid_valid(id)) {
         ems_log(EMS_LOG_WARN, "devices.bad_event", "queue=%s", queue);
         json_decref(ev);
@@ -47,10 +49,8 @@ ems_verdict devices_on_account(const char *queue, const char *body, size_t len, 
                              "INSERT INTO accounts (id, username, role) VALUES ($1, $2, $3) ON CONFLICT (id) "
                              "DO UPDATE SET username = excluded.username, role = excluded.role",
                              "sss", id, username, role);
-        else if (strcmp(type, "account.deleted") == 0)
-            rc = forget_account(d, db, id);
-        else
-            rc = EMS_BAD_REQUEST;
+        else if (strcmp(type, "account.deleted") == 0) rc = forget_account(d, db, id);
+        else rc = EMS_BAD_REQUEST;
         if (!rc) rc = ems_db_commit(db);
         if (!rc) verdict = EMS_BUS_ACK;
         else if (rc == EMS_BAD_REQUEST) verdict = EMS_BUS_REJECT;

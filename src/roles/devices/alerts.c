@@ -48,8 +48,9 @@ ems_verdict devices_on_alert(const char *queue, const char *body, size_t len, vo
     int queued = 0;
     ems_verdict verdict = EMS_BUS_RETRY;
     ems_db *db = NULL;
-    if (!ev || json_unpack(ev, "{s:s, s:s, s:I, s:F, s:F}", "event_id", &event_id, "device_id", &device_id,
-                           "hour_start", &hour, "total_kwh", &total, "limit_kwh", &limit) ||
+    if (!ev ||
+        json_unpack(ev, "{s:s, s:s, s:I, s:F, s:F}", "event_id", &event_id, "device_id", &device_id, "hour_start",
+                    &hour, "total_kwh", &total, "limit_kwh", &limit) ||
         !ems_uuid_valid(device_id)) {
         ems_log(EMS_LOG_WARN, "devices.bad_alert", "queue=%s", queue);
         verdict = EMS_BUS_REJECT;

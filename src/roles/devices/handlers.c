@@ -9,8 +9,7 @@
 #include "log.h"
 #include "util.h"
 
-#define DEVICE_COLUMNS \
-    "id, name, description, address, max_hourly_kwh, energy_class, owner_id, created_at, updated_at"
+#define DEVICE_COLUMNS "id, name, description, address, max_hourly_kwh, energy_class, owner_id, created_at, updated_at"
 
 static const char *const energy_classes[] = {"A+++", "A++", "A+", "A", "B", "C", "D", "E", "F", "G"};
 
@@ -37,8 +36,10 @@ typedef struct {
 } device_input;
 
 static ems_rc check_device(ems_resp *resp, const device_input *in) {
-    if (in->name && !ems_text_ok(in->name, 1, 100)) return ems_fail(resp, EMS_BAD_REQUEST, "name must be 1-100 characters");
-    if (in->name && !ems_text_visible(in->name)) return ems_fail(resp, EMS_BAD_REQUEST, "name must have a visible character");
+    if (in->name && !ems_text_ok(in->name, 1, 100))
+        return ems_fail(resp, EMS_BAD_REQUEST, "name must be 1-100 characters");
+    if (in->name && !ems_text_visible(in->name))
+        return ems_fail(resp, EMS_BAD_REQUEST, "name must have a visible character");
     if (in->description && !ems_text_ok(in->description, 0, 500))
         return ems_fail(resp, EMS_BAD_REQUEST, "description must be at most 500 characters");
     if (in->address && !ems_text_ok(in->address, 0, 200))
@@ -49,7 +50,8 @@ static ems_rc check_device(ems_resp *resp, const device_input *in) {
         const char *c = json_string_value(in->energy_class);
         size_t i = 0, n = sizeof energy_classes / sizeof energy_classes[0];
         while (c && i < n && strcmp(c, energy_classes[i]) != 0) i++;
-        if (!c || i == n) return ems_fail(resp, EMS_BAD_REQUEST, "energy_class must be one of A+++ A++ A+ A B C D E F G or null");
+        if (!c || i == n)
+            return ems_fail(resp, EMS_BAD_REQUEST, "energy_class must be one of A+++ A++ A+ A B C D E F G or null");
     }
     if (in->owner_id && !json_is_null(in->owner_id) && !ems_uuid_valid(json_string_value(in->owner_id)))
         return ems_fail(resp, EMS_BAD_REQUEST, "owner_id must be a user id or null");
@@ -131,8 +133,8 @@ ems_rc devices_list(ems_req *req, ems_resp *resp, void *ctx) {
         for (size_t i = 0; i < ems_rows_count(rows); i++) json_array_append_new(items, device_json(rows, i));
         rc = ems_reply_json(resp, 200,
                             json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total",
-                                      (json_int_t)(count ? ems_rows_int(count, 0, 0) : ems_rows_int(rows, 0, 9)), "limit", (json_int_t)limit, "offset",
-                                      (json_int_t)offset));
+                                      (json_int_t)(count ? ems_rows_int(count, 0, 0) : ems_rows_int(rows, 0, 9)),
+                                      "limit", (json_int_t)limit, "offset", (json_int_t)offset));
     } else {
         rc = ems_fail(resp, rc, "cannot list devices");
     }
@@ -155,8 +157,8 @@ ems_rc devices_create(ems_req *req, ems_resp *resp, void *ctx) {
     return change_and_reply(d, resp, 201, id, owner,
                             "INSERT INTO devices (id, name, description, address, max_hourly_kwh, energy_class, "
                             "owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-                            "ssssdssi", id, in.name, in.description, in.address, in.max_kwh, class_or_null(&in),
-                            owner, ems_now_ms());
+                            "ssssdssi", id, in.name, in.description, in.address, in.max_kwh, class_or_null(&in), owner,
+                            ems_now_ms());
 }
 
 ems_rc devices_get(ems_req *req, ems_resp *resp, void *ctx) {
@@ -183,9 +185,9 @@ ems_rc devices_patch(ems_req *req, ems_resp *resp, void *ctx) {
     if (!ems_uuid_valid(id)) return ems_fail(resp, EMS_BAD_REQUEST, "'%s' is not a valid id", id);
     device_input in = {0};
     json_t *max = NULL;
-    ems_rc rc = ems_req_unpack(req, resp, "{s?:s, s?:o, s?:s, s?:s, s?:o}", "name", &in.name, "max_hourly_kwh", &max,
-                               "description", &in.description, "address", &in.address, "energy_class",
-                               &in.energy_class);
+    ems_rc rc =
+        ems_req_unpack(req, resp, "{s?:s, s?:o, s?:s, s?:s, s?:o}", "name", &in.name, "max_hourly_kwh", &max,
+                       "description", &in.description, "address", &in.address, "energy_class", &in.energy_class);
     if (rc) return rc;
     if (max) {
         if (!json_is_number(max)) return ems_fail(resp, EMS_BAD_REQUEST, "max_hourly_kwh must be a number");
@@ -212,16 +214,17 @@ ems_rc devices_set_owner(ems_req *req, ems_resp *resp, void *ctx) {
     ems_rc rc = ems_req_unpack(req, resp, "{s:s}", "user_id", &user_id);
     if (rc) return rc;
     if (!ems_uuid_valid(user_id)) return ems_fail(resp, EMS_BAD_REQUEST, "user_id must be a user id");
-    return change_and_reply(d, resp, 200, id, user_id, "UPDATE devices SET owner_id = $1, updated_at = $2 WHERE id = $3",
-                            "sis", user_id, ems_now_ms(), id);
+    return change_and_reply(d, resp, 200, id, user_id,
+                            "UPDATE devices SET owner_id = $1, updated_at = $2 WHERE id = $3", "sis", user_id,
+                            ems_now_ms(), id);
 }
 
 ems_rc devices_clear_owner(ems_req *req, ems_resp *resp, void *ctx) {
     devices_role *d = ctx;
     const char *id = req->param[0];
     if (!ems_uuid_valid(id)) return ems_fail(resp, EMS_BAD_REQUEST, "'%s' is not a valid id", id);
-    return change_and_reply(d, resp, 200, id, NULL,
-                            "UPDATE devices SET owner_id = NULL, updated_at = $1 WHERE id = $2", "is", ems_now_ms(), id);
+    return change_and_reply(d, resp, 200, id, NULL, "UPDATE devices SET owner_id = NULL, updated_at = $1 WHERE id = $2",
+                            "is", ems_now_ms(), id);
 }
 
 ems_rc devices_delete(ems_req *req, ems_resp *resp, void *ctx) {

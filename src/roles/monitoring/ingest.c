@@ -147,17 +147,14 @@ static ems_rc dead_letter(monitoring_role *m, const char *queue, const batch_rea
     reading *rs = malloc(n * sizeof *rs);
     if (!rs) return EMS_NOMEM;
     for (size_t i = 0; i < n; i++) rs[i] = br[i].r;
-    if (queue)
-        snprintf(dlq, sizeof dlq, "%s.dlq", queue);
-    else
-        snprintf(dlq, sizeof dlq, "%s%u.dlq", m->queue_prefix, ems_replica_of(br[0].r.device_id, m->replicas));
+    if (queue) snprintf(dlq, sizeof dlq, "%s.dlq", queue);
+    else snprintf(dlq, sizeof dlq, "%s%u.dlq", m->queue_prefix, ems_replica_of(br[0].r.device_id, m->replicas));
     if (!(body = readings_dump(rs, n, &len))) goto cleanup;
     rc = ems_bus_publish(m->env->bus, dlq, body, len);
     if (rc == EMS_OK) {
-        ems_log(EMS_LOG_WARN, "monitoring.unknown_device", "dlq=%s device_id=%s readings=%zu", dlq,
-                br[0].r.device_id, n);
-        ems_metrics_count("ems_readings_unknown_device_total", "readings of devices unknown to monitoring",
-                          (double)n);
+        ems_log(EMS_LOG_WARN, "monitoring.unknown_device", "dlq=%s device_id=%s readings=%zu", dlq, br[0].r.device_id,
+                n);
+        ems_metrics_count("ems_readings_unknown_device_total", "readings of devices unknown to monitoring", (double)n);
     }
 cleanup:
     free(body);
@@ -206,10 +203,8 @@ static ems_rc check_hour(monitoring_role *m, ems_db *db, const char *device_id, 
 /* Adds a new reading to the quarter-hour sums; readings come in time order. */
 static void add_sum(bucket_sum *sums, size_t *nsums, int64_t ts, double kwh) {
     int64_t b = mon_bucket_of(ts);
-    if (*nsums && sums[*nsums - 1].bucket == b)
-        sums[*nsums - 1].kwh += kwh;
-    else
-        sums[(*nsums)++] = (bucket_sum){.bucket = b, .kwh = kwh};
+    if (*nsums && sums[*nsums - 1].bucket == b) sums[*nsums - 1].kwh += kwh;
+    else sums[(*nsums)++] = (bucket_sum){.bucket = b, .kwh = kwh};
 }
 
 static int by_ts(const void *a, const void *b) {
@@ -245,10 +240,11 @@ static ems_rc insert_unnest(ems_db *db, const batch_reading *br, size_t n, bucke
         goto cleanup;
     }
     ts_out = kwh_out = NULL;
-    rc = ems_db_query(db, &rows,
-                      "INSERT INTO readings (device_id, ts, kwh) SELECT $1, t.ts, t.kwh FROM "
-                      "unnest($2::bigint[], $3::double precision[]) AS t(ts, kwh) ON CONFLICT DO NOTHING RETURNING ts, kwh",
-                      "sss", br[0].r.device_id, ts_text, kwh_text);
+    rc = ems_db_query(
+        db, &rows,
+        "INSERT INTO readings (device_id, ts, kwh) SELECT $1, t.ts, t.kwh FROM "
+        "unnest($2::bigint[], $3::double precision[]) AS t(ts, kwh) ON CONFLICT DO NOTHING RETURNING ts, kwh",
+        "sss", br[0].r.device_id, ts_text, kwh_text);
     if (rc) goto cleanup;
     size_t stored = ems_rows_count(rows);
     if (stored && !(fresh = malloc(stored * sizeof *fresh))) {
@@ -305,10 +301,8 @@ static ems_rc store_batch_pg(monitoring_role *m, ems_db *db, const char *queue, 
         }
         if (m->delay_ms) sleep_ms(m->delay_ms * (long)(j - i)); /* SIMULATOR_DELAY_MS: per reading */
         rc = ems_db_query(db, &dev, "SELECT max_hourly_kwh FROM devices WHERE id = $1", "s", br[i].r.device_id);
-        if (!rc && ems_rows_count(dev) == 0)
-            rc = dead_letter(m, queue, br + i, j - i);
-        else if (!rc)
-            rc = store_device(m, db, br + i, j - i, ems_rows_double(dev, 0, 0), sums, counts);
+        if (!rc && ems_rows_count(dev) == 0) rc = dead_letter(m, queue, br + i, j - i);
+        else if (!rc) rc = store_device(m, db, br + i, j - i, ems_rows_double(dev, 0, 0), sums, counts);
         ems_rows_free(dev);
     }
     return rc;
@@ -355,10 +349,11 @@ static ems_rc sq_lookup(ems_db *db, const batch_reading *br, sq_device *devs, si
     ems_rows *rows = NULL;
     for (size_t i = 0; i < CHUNK; i++) ids[i] = br[devs[i < n ? i : n - 1].from].r.device_id;
 #define LOOKUP_ARG(i) ids[i]
-    ems_rc rc = ems_db_query(db, &rows,
-                             "SELECT d.id, d.max_hourly_kwh, k.key FROM devices d LEFT JOIN device_keys k ON k.id = d.id "
-                             "WHERE d.id IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                             TIMES16("s"), EACH16(LOOKUP_ARG));
+    ems_rc rc =
+        ems_db_query(db, &rows,
+                     "SELECT d.id, d.max_hourly_kwh, k.key FROM devices d LEFT JOIN device_keys k ON k.id = d.id "
+                     "WHERE d.id IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     TIMES16("s"), EACH16(LOOKUP_ARG));
 #undef LOOKUP_ARG
     for (size_t r = 0; !rc && r < ems_rows_count(rows); r++) {
         const char *id = ems_rows_text(rows, r, 0);
@@ -454,8 +449,8 @@ static ems_rc sq_hours(monitoring_role *m, ems_db *db, const batch_reading *br, 
 }
 
 /* SQLite: the batch (sorted by device and time) in a statement per CHUNK rows of each kind. */
-static ems_rc store_batch_sqlite(monitoring_role *m, ems_db *db, const char *queue, const batch_reading *br,
-                                 size_t nr, bucket_sum *sums, batch_counts *counts) {
+static ems_rc store_batch_sqlite(monitoring_role *m, ems_db *db, const char *queue, const batch_reading *br, size_t nr,
+                                 bucket_sum *sums, batch_counts *counts) {
     ems_rc rc = EMS_NOMEM;
     sq_device *devs = calloc(nr, sizeof *devs);
     sq_row *hours = malloc(nr * sizeof *hours), c[CHUNK];
@@ -468,7 +463,8 @@ static ems_rc store_batch_sqlite(monitoring_role *m, ems_db *db, const char *que
         devs[ndev] = (sq_device){.from = i, .to = j};
     }
     rc = EMS_OK;
-    for (size_t i = 0; i < ndev && !rc; i += CHUNK) rc = sq_lookup(db, br, devs + i, ndev - i < CHUNK ? ndev - i : CHUNK);
+    for (size_t i = 0; i < ndev && !rc; i += CHUNK)
+        rc = sq_lookup(db, br, devs + i, ndev - i < CHUNK ? ndev - i : CHUNK);
     /* Readings: a copy inside the batch is a duplicate at once (the first to arrive was sorted first). */
     for (size_t d = 0; d < ndev && !rc; d++) {
         if (!devs[d].known) {
@@ -607,12 +603,10 @@ ems_rc monitoring_post_readings(ems_req *req, ems_resp *resp, void *ctx) {
     if ((rc = readings_parse(req->raw_body, req->raw_len, m->reading_tz, &rs, &n, err, sizeof err)) != EMS_OK)
         return rc == EMS_NOMEM ? rc : ems_fail(resp, EMS_BAD_REQUEST, "%s", err);
     rc = m->embedded ? post_embedded(m, rs, n) : post_to_balancer(m, rs, n);
-    if (rc == EMS_NOMEM)
-        rc = ems_fail(resp, rc, "readings not accepted");
+    if (rc == EMS_NOMEM) rc = ems_fail(resp, rc, "readings not accepted");
     else if (rc) /* the broker (or, embedded, monitoring's database) did not take them */
         rc = ems_fail(resp, EMS_UNAVAILABLE, "readings not accepted now: send them again");
-    else
-        rc = ems_reply_json(resp, 202, json_pack("{s:I}", "accepted", (json_int_t)n));
+    else rc = ems_reply_json(resp, 202, json_pack("{s:I}", "accepted", (json_int_t)n));
     free(rs);
     return rc;
 }

@@ -86,12 +86,13 @@ ems_rc monitoring_device_event(ems_db *db, ems_store_engine engine, const char *
     size_t deleted = rc ? 0 : ems_rows_count(rows);
     ems_rows_free(rows);
     if (rc || deleted) return rc;
-    return ems_db_exec(db,
-                       "INSERT INTO devices (id, owner_id, max_hourly_kwh, name, updated_at) VALUES ($1, $2, $3, $4, $5) "
-                       "ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, "
-                       "max_hourly_kwh = excluded.max_hourly_kwh, name = excluded.name, updated_at = excluded.updated_at "
-                       "WHERE devices.updated_at <= excluded.updated_at",
-                       "ssdsi", id, owner, limit, name, (int64_t)updated);
+    return ems_db_exec(
+        db,
+        "INSERT INTO devices (id, owner_id, max_hourly_kwh, name, updated_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, "
+        "max_hourly_kwh = excluded.max_hourly_kwh, name = excluded.name, updated_at = excluded.updated_at "
+        "WHERE devices.updated_at <= excluded.updated_at",
+        "ssdsi", id, owner, limit, name, (int64_t)updated);
 }
 
 /* internal.device.monitoring.queue: device.upserted / device.deleted, each applied once (inbox). */
@@ -103,8 +104,8 @@ static ems_verdict monitoring_on_device(const char *queue, const char *body, siz
     json_int_t at = ems_now_ms();
     ems_verdict verdict = EMS_BUS_RETRY;
     ems_db *db = NULL;
-    if (!ev || json_unpack(ev, "{s:s, s:s, s:o, s?I}", "event_id", &event_id, "type", &type, "device", &device, "at",
-                           &at)) {
+    if (!ev ||
+        json_unpack(ev, "{s:s, s:s, s:o, s?I}", "event_id", &event_id, "type", &type, "device", &device, "at", &at)) {
         ems_log(EMS_LOG_WARN, "monitoring.bad_event", "queue=%s", queue);
         verdict = EMS_BUS_REJECT;
         goto cleanup;
@@ -123,10 +124,8 @@ static ems_verdict monitoring_on_device(const char *queue, const char *body, siz
         verdict = EMS_BUS_REJECT;
     }
     if (!rc) rc = ems_db_commit(db);
-    if (rc)
-        ems_db_rollback(db);
-    else
-        verdict = EMS_BUS_ACK;
+    if (rc) ems_db_rollback(db);
+    else verdict = EMS_BUS_ACK;
 cleanup:
     if (db) ems_store_put(m->env->store, db);
     json_decref(ev);
@@ -181,8 +180,8 @@ static ems_rc monitoring_start(ems_role_env *env, void **state) {
         rc = EMS_NOMEM;
         goto cleanup;
     }
-    rc = ems_http_routes(env->http, monitoring_routes, sizeof monitoring_routes / sizeof monitoring_routes[0],
-                         &s->role);
+    rc =
+        ems_http_routes(env->http, monitoring_routes, sizeof monitoring_routes / sizeof monitoring_routes[0], &s->role);
     /* Readings are parsed from the bytes by readings_parse, without a jansson tree first. */
     if (!rc) rc = ems_http_raw_body(env->http, monitoring_post_readings);
     if (!rc) rc = ems_bus_declare(env->bus, s->role.alert_queue);

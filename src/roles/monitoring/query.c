@@ -299,8 +299,9 @@ ems_rc monitoring_csv(ems_req *req, ems_resp *resp, void *ctx) {
     }
     out = NULL;
     char disposition[160];
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"consumption-%s-%04d-%02d-%02d-%04d-%02d-%02d.csv\"",
-             id, from[0], from[1], from[2], to[0], to[1], to[2]);
+    snprintf(disposition, sizeof disposition,
+             "attachment; filename=\"consumption-%s-%04d-%02d-%02d-%04d-%02d-%02d.csv\"", id, from[0], from[1], from[2],
+             to[0], to[1], to[2]);
     rc = ems_reply_header(resp, "Content-Disposition", disposition);
     if (!rc) {
         rc = ems_reply_raw(resp, 200, "text/csv; charset=utf-8", data, len);
@@ -314,8 +315,8 @@ cleanup:
     return rc;
 }
 
-#define ALERT_COLUMNS                                                                                  \
-    "SELECT a.device_id, d.name, a.hour_start, a.total_kwh, a.limit_kwh, a.created_at FROM alerts a " \
+#define ALERT_COLUMNS                                                                                                  \
+    "SELECT a.device_id, d.name, a.hour_start, a.total_kwh, a.limit_kwh, a.created_at FROM alerts a "                  \
     "LEFT JOIN devices d ON d.id = a.device_id "
 #define ALERT_ORDER " ORDER BY a.hour_start DESC, a.device_id LIMIT $2 OFFSET $3"
 
@@ -348,15 +349,14 @@ ems_rc monitoring_alerts(ems_req *req, ems_resp *resp, void *ctx) {
     json_t *items = json_array();
     for (size_t i = 0; i < ems_rows_count(rows); i++) {
         const char *name = ems_rows_text(rows, i, 1);
-        json_array_append_new(items,
-                              json_pack("{s:s, s:o, s:I, s:f, s:f, s:I}", "device_id", ems_rows_text(rows, i, 0),
-                                        "device_name", name ? json_string(name) : json_null(), "hour_start",
-                                        (json_int_t)ems_rows_int(rows, i, 2), "total_kwh", ems_rows_double(rows, i, 3),
-                                        "limit_kwh", ems_rows_double(rows, i, 4), "created_at",
-                                        (json_int_t)ems_rows_int(rows, i, 5)));
+        json_array_append_new(items, json_pack("{s:s, s:o, s:I, s:f, s:f, s:I}", "device_id", ems_rows_text(rows, i, 0),
+                                               "device_name", name ? json_string(name) : json_null(), "hour_start",
+                                               (json_int_t)ems_rows_int(rows, i, 2), "total_kwh",
+                                               ems_rows_double(rows, i, 3), "limit_kwh", ems_rows_double(rows, i, 4),
+                                               "created_at", (json_int_t)ems_rows_int(rows, i, 5)));
     }
     ems_rows_free(rows);
-    return ems_reply_json(resp, 200,
-                          json_pack("{s:o, s:I, s:I}", "items", items, "limit", (json_int_t)limit, "offset",
-                                    (json_int_t)offset));
+    return ems_reply_json(
+        resp, 200,
+        json_pack("{s:o, s:I, s:I}", "items", items, "limit", (json_int_t)limit, "offset", (json_int_t)offset));
 }

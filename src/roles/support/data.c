@@ -20,8 +20,8 @@
 #include "util.h"
 
 #define WEEK_DAYS 7
-#define DEVICE_PAGE 100      /* the API's largest page */
-#define DEVICES_MAX 100000   /* beyond this many the answer is "unavailable", not a long stall */
+#define DEVICE_PAGE 100    /* the API's largest page */
+#define DEVICES_MAX 100000 /* beyond this many the answer is "unavailable", not a long stall */
 
 typedef struct device {
     char id[EMS_ID_LEN];
@@ -65,8 +65,7 @@ static json_t *api_get(const support_caller *who, const char *path) {
     if (who->get(who->get_ctx, path, &status, &body)) return NULL; /* the transport logged why */
     if (status != 200)
         ems_log(EMS_LOG_INFO, "support.api_status", "path=%.*s status=%ld", (int)strcspn(path, "?"), path, status);
-    else
-        doc = json_loads(body, 0, NULL);
+    else doc = json_loads(body, 0, NULL);
     free(body);
     return doc;
 }
@@ -109,7 +108,8 @@ static int list_devices(const support_caller *who, device **out, size_t *n) {
     for (;;) {
         char path[160];
         snprintf(path, sizeof path, "/api/devices?owner=%s&limit=%d&offset=%zu", who->user_id, DEVICE_PAGE, *n);
-        json_t *doc = api_get(who, path), *items = json_object_get(doc, "items"), *total = json_object_get(doc, "total");
+        json_t *doc = api_get(who, path), *items = json_object_get(doc, "items"),
+               *total = json_object_get(doc, "total");
         int got = json_is_array(items) && json_is_integer(total) ? add_devices(items, out, n, &cap) : -1;
         json_int_t want = json_integer_value(total);
         json_decref(doc);
@@ -145,8 +145,7 @@ static int range_total(const support_caller *who, const char *device_id, const c
 /* Each device's consumption over the local days [first_back .. last_back] days ago, one call per device. */
 static int sum_days(const support_caller *who, device *devs, size_t n, int first_back, int last_back) {
     char from[11], to[11];
-    if (local_date(who->tz, who->now_ms, last_back, from) ||
-        local_date(who->tz, who->now_ms, first_back, to))
+    if (local_date(who->tz, who->now_ms, last_back, from) || local_date(who->tz, who->now_ms, first_back, to))
         return -1;
     char *tz = ems_url_escape(who->tz);
     int rc = tz ? 0 : -1;
@@ -186,8 +185,7 @@ static const char *top_device(const support_caller *who, support_vars *vars) {
     size_t n = 0;
     const char *outcome = "unavailable";
     char from[11], to[11];
-    if (local_date(who->tz, who->now_ms, WEEK_DAYS, from) || local_date(who->tz, who->now_ms, 1, to))
-        return outcome;
+    if (local_date(who->tz, who->now_ms, WEEK_DAYS, from) || local_date(who->tz, who->now_ms, 1, to)) return outcome;
     support_vars_set(vars, "from", "%s", from);
     support_vars_set(vars, "to", "%s", to);
     support_vars_set(vars, "days", "%d", WEEK_DAYS);

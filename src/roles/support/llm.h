@@ -13,7 +13,7 @@
 #include "result.h"
 
 typedef struct support_llm {
-    const char *url;   /* base ("https://api.example.com") or the full .../chat/completions */
+    const char *url; /* base ("https://api.example.com") or the full .../chat/completions */
     const char *key;
     const char *model;
     const char *system_prompt;

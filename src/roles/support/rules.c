@@ -328,8 +328,8 @@ static ems_rc parse_rule(support_rules *r, json_t *obj, const support_action *ac
     json_int_t priority = 0;
     json_t *kws = NULL, *answers = NULL;
     rule->id = json_string_value(json_object_get(obj, "id")); /* so that any error below can name the rule */
-    if (json_unpack_ex(obj, &jerr, JSON_STRICT, "{s:s, s?:I, s:o, s?:s, s?:s, s?:o}", "id", &id, "priority",
-                       &priority, "keywords", &kws, "answer", &answer, "data", &data, "answers", &answers)) {
+    if (json_unpack_ex(obj, &jerr, JSON_STRICT, "{s:s, s?:I, s:o, s?:s, s?:s, s?:o}", "id", &id, "priority", &priority,
+                       "keywords", &kws, "answer", &answer, "data", &data, "answers", &answers)) {
         snprintf(why, n, "%s", jerr.text);
         return EMS_BAD_REQUEST;
     }
@@ -418,8 +418,7 @@ ems_rc support_rules_parse(const char *json, size_t len, const char *name, const
             if (!json_is_object(obj)) snprintf(why, sizeof why, "must be an object");
             if (rule->id && id_ok(rule->id))
                 snprintf(err, errlen, "%s: rule '%s' (#%zu): %s", name, rule->id, i + 1, why);
-            else
-                snprintf(err, errlen, "%s: rule #%zu: %s", name, i + 1, why);
+            else snprintf(err, errlen, "%s: rule #%zu: %s", name, i + 1, why);
             goto cleanup;
         }
     }

@@ -59,10 +59,10 @@ typedef int (*support_get_fn)(void *ctx, const char *path, long *status, char **
 
 /* Who asks, and how their data is read: what a data action needs. */
 typedef struct support_caller {
-    support_get_fn get;   /* NULL: no API to read from, every data answer is "unavailable" */
+    support_get_fn get; /* NULL: no API to read from, every data answer is "unavailable" */
     void *get_ctx;
-    const char *user_id;  /* "my devices" are the ones this user owns, admins included */
-    const char *tz;       /* IANA zone for "yesterday" and local times */
+    const char *user_id; /* "my devices" are the ones this user owns, admins included */
+    const char *tz;      /* IANA zone for "yesterday" and local times */
     const char *username;
     int64_t now_ms;
 } support_caller;

@@ -55,7 +55,6 @@ static const ems_conf_def support_conf[] = {
 
 #define RETRY_AFTER_S "1"
 
-
 typedef struct support_role {
     ems_role_env *env;
     support_rules *rules;
@@ -63,8 +62,8 @@ typedef struct support_role {
     const char *api_url; /* configured, or NULL: this process in embedded mode */
     long api_timeout_ms;
     support_llm llm;
-    int max_waiting;     /* slots for questions that wait on the network */
-    atomic_int waiting;  /* slots taken */
+    int max_waiting;    /* slots for questions that wait on the network */
+    atomic_int waiting; /* slots taken */
 } support_role;
 
 /* How a data answer reaches the API, per request: in-process, or over HTTP with the caller's token. */
@@ -241,7 +240,10 @@ static ems_rc support_start(ems_role_env *env, void **state) {
     if (support_llm_configured(&s->llm)) support_url_host(s->llm.url, host, sizeof host);
     ems_log(EMS_LOG_INFO, "support.ready", "rules=%zu file=%s llm_host=%s data=%s max_waiting=%d",
             support_rules_count(s->rules), s->rules_path, host,
-            api_transport(s) == get_local ? "in-process" : api_transport(s) ? "http" : "none", s->max_waiting);
+            api_transport(s) == get_local ? "in-process"
+            : api_transport(s)            ? "http"
+                                          : "none",
+            s->max_waiting);
     *state = s;
     return EMS_OK;
 fail:

@@ -48,8 +48,8 @@ static ems_rc reply_profile(users_role *u, ems_resp *resp, const char *id) {
 }
 
 /* Case-insensitive search over the names a person would type. */
-#define PROFILE_MATCH                                                                                   \
-    " FROM profiles WHERE lower(username) LIKE lower($1) ESCAPE '\\' OR lower(first_name) LIKE lower($1) " \
+#define PROFILE_MATCH                                                                                                  \
+    " FROM profiles WHERE lower(username) LIKE lower($1) ESCAPE '\\' OR lower(first_name) LIKE lower($1) "             \
     "ESCAPE '\\' OR lower(last_name) LIKE lower($1) ESCAPE '\\' OR lower(email) LIKE lower($1) ESCAPE '\\'"
 
 static ems_rc users_list(ems_req *req, ems_resp *resp, void *ctx) {
@@ -84,8 +84,8 @@ static ems_rc users_list(ems_req *req, ems_resp *resp, void *ctx) {
     for (size_t i = 0; i < ems_rows_count(rows); i++) json_array_append_new(items, profile_json(rows, i));
     rc = ems_reply_json(resp, 200,
                         json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total",
-                                  (json_int_t)(count ? ems_rows_int(count, 0, 0) : ems_rows_int(rows, 0, 9)), "limit", (json_int_t)limit, "offset",
-                                  (json_int_t)offset));
+                                  (json_int_t)(count ? ems_rows_int(count, 0, 0) : ems_rows_int(rows, 0, 9)), "limit",
+                                  (json_int_t)limit, "offset", (json_int_t)offset));
 cleanup:
     ems_rows_free(count);
     ems_rows_free(rows);
@@ -93,9 +93,7 @@ cleanup:
     return rc;
 }
 
-static ems_rc users_me(ems_req *req, ems_resp *resp, void *ctx) {
-    return reply_profile(ctx, resp, req->who.id);
-}
+static ems_rc users_me(ems_req *req, ems_resp *resp, void *ctx) { return reply_profile(ctx, resp, req->who.id); }
 
 static ems_rc users_get(ems_req *req, ems_resp *resp, void *ctx) {
     ems_rc rc = may_see(req, resp, req->param[0]);
@@ -113,10 +111,14 @@ static ems_rc users_patch(ems_req *req, ems_resp *resp, void *ctx) {
     if (rc) return rc;
     if (!first && !last && !email && !address)
         return ems_fail(resp, EMS_BAD_REQUEST, "give at least one of first_name, last_name, email, address");
-    if (first && !ems_text_ok(first, 1, 100)) return ems_fail(resp, EMS_BAD_REQUEST, "first_name must be 1-100 characters");
-    if (last && !ems_text_ok(last, 1, 100)) return ems_fail(resp, EMS_BAD_REQUEST, "last_name must be 1-100 characters");
-    if (first && !ems_text_visible(first)) return ems_fail(resp, EMS_BAD_REQUEST, "first_name must have a visible character");
-    if (last && !ems_text_visible(last)) return ems_fail(resp, EMS_BAD_REQUEST, "last_name must have a visible character");
+    if (first && !ems_text_ok(first, 1, 100))
+        return ems_fail(resp, EMS_BAD_REQUEST, "first_name must be 1-100 characters");
+    if (last && !ems_text_ok(last, 1, 100))
+        return ems_fail(resp, EMS_BAD_REQUEST, "last_name must be 1-100 characters");
+    if (first && !ems_text_visible(first))
+        return ems_fail(resp, EMS_BAD_REQUEST, "first_name must have a visible character");
+    if (last && !ems_text_visible(last))
+        return ems_fail(resp, EMS_BAD_REQUEST, "last_name must have a visible character");
     if (email) {
         const char *at = strchr(email, '@');
         if (!ems_text_ok(email, 3, 254) || !at || at == email || !at[1] || strchr(at + 1, '@') || strchr(email, ' '))
@@ -149,8 +151,9 @@ static ems_verdict users_on_account(const char *queue, const char *body, size_t 
     const char *event_id = NULL, *type = NULL, *id = NULL, *username = NULL, *role = NULL;
     const char *first = "", *last = "", *email = "", *address = "";
     int64_t at = ems_now_ms();
-    if (!ev || json_unpack(ev, "{s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", &event_id, "type", &type, "account", "id",
-                           &id, "username", &username, "role", &role) ||
+    if (!ev ||
+        json_unpack(ev, "{s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", &event_id, "type", &type, "account", "id", &id,
+                    "username", &username, "role", &role) ||
         !ems_uuid_valid(id)) {
         ems_log(EMS_LOG_WARN, "users.bad_event", "queue=%s", queue);
         json_decref(ev);

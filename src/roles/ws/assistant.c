@@ -78,15 +78,18 @@ static void ask(ws_assistant *a, const question *q) {
     if (in && q->tz[0]) json_object_set_new(in, "tz", json_string(q->tz));
     support_base(a, base, sizeof base);
     if (!base[0] || !q->token || !in || !(body = json_dumps(in, JSON_COMPACT))) {
-        snprintf(why, sizeof why, "%s", !base[0] ? "no support_service_host" : !q->token ? "no token" : "out of memory");
+        snprintf(why, sizeof why, "%s",
+                 !base[0]    ? "no support_service_host"
+                 : !q->token ? "no token"
+                             : "out of memory");
         goto answer;
     }
     snprintf(url, sizeof url, "%s/api/support/messages", base);
     ems_fetch_req req = {.method = "POST",
-                             .url = url,
-                             .bearer = q->token,
-                             .json_body = body,
-                             .timeout_ms = ems_conf_int(a->w->env->conf, "ws_assistant_timeout_ms")};
+                         .url = url,
+                         .bearer = q->token,
+                         .json_body = body,
+                         .timeout_ms = ems_conf_int(a->w->env->conf, "ws_assistant_timeout_ms")};
     if (ems_fetch(&req, &status, &answer, why, sizeof why) != EMS_OK) goto answer;
     out = json_loads(answer, 0, NULL);
     const char *r = json_string_value(json_object_get(out, "reply"));

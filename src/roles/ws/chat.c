@@ -33,10 +33,10 @@
 #include "util.h"
 #include "ws.h"
 
-#define TEXT_MAX 4000  /* bytes of one chat message */
+#define TEXT_MAX 4000   /* bytes of one chat message */
 #define BACKLOG_MAX 200 /* unseen chat messages replayed to a new session */
 #define REF_MAX 64      /* characters of a client's ref */
-#define MESSAGE_COLUMNS \
+#define MESSAGE_COLUMNS                                                                                                \
     "m.id, m.conversation, m.sender_id, m.sender_role, m.text, m.created_at, m.seen_at, p.username, m.source, m.rule"
 
 json_t *ws_error(ems_rc rc, const char *message) {
@@ -125,7 +125,7 @@ static int text_ok(const json_t *t) {
  * alone (the table says when the sender gets it); on failure it sets *why.
  */
 typedef ems_rc (*frame_handler)(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                               json_t **answer, const char **why);
+                                json_t **answer, const char **why);
 
 /* Stores an answer of the assistant to `user` and delivers it to the user's sessions. */
 static void assistant_reply(ws_role *w, ems_db *db, const char *user, const char *text, const char *source,
@@ -173,8 +173,8 @@ static int zone_name_ok(const char *tz) {
     return 1;
 }
 
-static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      json_t **answer, const char **why) {
+static ems_rc on_send(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in, json_t **answer,
+                      const char **why) {
     const char *to = NULL, *tz = NULL;
     json_t *text = NULL;
     char conv[EMS_ID_LEN + sizeof WS_ASSISTANT_CONV];
@@ -241,8 +241,8 @@ static ems_rc on_typing(ws_role *w, ems_db *db, const ems_principal *who, const 
     return EMS_OK;
 }
 
-static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      json_t **answer, const char **why) {
+static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in, json_t **answer,
+                      const char **why) {
     (void)token;
     (void)answer;
     const char *conv = NULL;
@@ -272,15 +272,15 @@ static ems_rc on_seen(ws_role *w, ems_db *db, const ems_principal *who, const ch
         *why = "cannot store the receipt";
         return rc;
     }
-    json_t *msg = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "type", "chat.seen", "conversation", conv, "up_to",
-                            up_to, "by", who->id, "role", ems_role_name(who->role), "seen_at", (json_int_t)now);
+    json_t *msg = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "type", "chat.seen", "conversation", conv, "up_to", up_to,
+                            "by", who->id, "role", ems_role_name(who->role), "seen_at", (json_int_t)now);
     ws_dispatch(w, WS_TO_CONVERSATION, conv, NULL, msg);
     json_decref(msg);
     return EMS_OK;
 }
 
-static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      json_t **answer, const char **why) {
+static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in, json_t **answer,
+                      const char **why) {
     (void)token;
     (void)answer;
     json_int_t id = 0;
@@ -310,8 +310,8 @@ static ems_rc on_read(ws_role *w, ems_db *db, const ems_principal *who, const ch
     return EMS_OK;
 }
 
-static ems_rc on_ping(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in,
-                      json_t **answer, const char **why) {
+static ems_rc on_ping(ws_role *w, ems_db *db, const ems_principal *who, const char *token, json_t *in, json_t **answer,
+                      const char **why) {
     (void)w, (void)db, (void)who, (void)token, (void)in, (void)why;
     *answer = json_pack("{s:s}", "type", "pong");
     return *answer ? EMS_OK : EMS_INTERNAL;
@@ -326,10 +326,8 @@ static const struct {
     int needs_db;
     enum answer_to answer;
 } frame_handlers[] = {
-    {"chat.send", on_send, 1, ANSWER_IF_REF},
-    {"chat.typing", on_typing, 1, ANSWER_NONE},
-    {"chat.seen", on_seen, 1, ANSWER_NONE},
-    {"notification.read", on_read, 1, ANSWER_NONE},
+    {"chat.send", on_send, 1, ANSWER_IF_REF}, {"chat.typing", on_typing, 1, ANSWER_NONE},
+    {"chat.seen", on_seen, 1, ANSWER_NONE},   {"notification.read", on_read, 1, ANSWER_NONE},
     {"ping", on_ping, 0, ANSWER_ALWAYS},
 };
 
@@ -371,8 +369,8 @@ void ws_chat_handle(ws_role *w, const ems_principal *who, const char *token, con
     }
     while (i < n && strcmp(frame_handlers[i].type, type) != 0) i++;
     if (i == n) {
-        *reply = json_pack("{s:s, s:s, s:s+}", "type", "error", "code", "unknown_type", "message", "unknown type: ",
-                           type);
+        *reply =
+            json_pack("{s:s, s:s, s:s+}", "type", "error", "code", "unknown_type", "message", "unknown type: ", type);
         goto cleanup;
     }
     ems_db *db = frame_handlers[i].needs_db ? ems_store_get(w->env->store) : NULL;
@@ -444,11 +442,10 @@ json_t *ws_chat_backlog(ws_role *w, const ems_principal *who) {
         ems_log(EMS_LOG_WARN, "ws.backlog_failed", "user_id=%s", who->id);
         goto cleanup;
     }
-    json_array_append_new(frames,
-                          json_pack("{s:s, s:{s:s, s:s, s:s}, s:I, s:I}", "type", "hello", "user", "id", who->id,
-                                    "username", who->username, "role", ems_role_name(who->role), "unread_notifications",
-                                    (json_int_t)ems_rows_count(notes), "unseen_messages",
-                                    (json_int_t)ems_rows_count(msgs)));
+    json_array_append_new(frames, json_pack("{s:s, s:{s:s, s:s, s:s}, s:I, s:I}", "type", "hello", "user", "id",
+                                            who->id, "username", who->username, "role", ems_role_name(who->role),
+                                            "unread_notifications", (json_int_t)ems_rows_count(notes),
+                                            "unseen_messages", (json_int_t)ems_rows_count(msgs)));
     for (size_t i = 0; i < ems_rows_count(notes); i++)
         json_array_append_new(frames, ws_notification_json(ems_rows_int(notes, i, 0), ems_rows_text(notes, i, 1),
                                                            ems_rows_int(notes, i, 2)));
@@ -513,16 +510,16 @@ ems_rc ws_conversations(ems_req *req, ems_resp *resp, void *ctx) {
             if (strcmp(ems_rows_text(names, k, 0), conv) == 0) client_name = ems_rows_text(names, k, 1);
         json_t *last = message_json_at(rows, i, 1);
         json_object_del(last, "type");
-        json_t *item = json_pack("{s:s, s:o, s:I, s:o}", "conversation", conv, "client",
-                                 json_pack("{s:s, s:o}", "id", conv, "username",
-                                           client_name ? json_string(client_name) : json_null()),
-                                 "unread", (json_int_t)ems_rows_int(rows, i, 0), "last_message", last);
+        json_t *item = json_pack(
+            "{s:s, s:o, s:I, s:o}", "conversation", conv, "client",
+            json_pack("{s:s, s:o}", "id", conv, "username", client_name ? json_string(client_name) : json_null()),
+            "unread", (json_int_t)ems_rows_int(rows, i, 0), "last_message", last);
         json_array_append_new(items, item);
     }
     if (!admin && !own_listed)
-        json_array_append_new(items, json_pack("{s:s, s:{s:s, s:s}, s:i, s:n}", "conversation", req->who.id, "client",
-                                               "id", req->who.id, "username", req->who.username, "unread", 0,
-                                               "last_message"));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:{s:s, s:s}, s:i, s:n}", "conversation", req->who.id, "client", "id",
+                                        req->who.id, "username", req->who.username, "unread", 0, "last_message"));
     ems_rows_free(rows);
     ems_rows_free(names);
     return ems_reply_json(resp, 200, json_pack("{s:o}", "items", items));

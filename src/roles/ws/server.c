@@ -80,23 +80,23 @@ typedef struct held_msg {
 typedef struct session {
     struct lws *wsi;
     ems_principal who;
-    int linked;                    /* in the maps (between ESTABLISHED and CLOSED) */
-    int pending;                   /* waiting for auth's answer: in the pending map, not in the others */
-    uint64_t seq;                  /* the question it waits on */
-    struct session *next_pending;  /* pending bucket chain */
+    int linked;                      /* in the maps (between ESTABLISHED and CLOSED) */
+    int pending;                     /* waiting for auth's answer: in the pending map, not in the others */
+    uint64_t seq;                    /* the question it waits on */
+    struct session *next_pending;    /* pending bucket chain */
     held_msg *held_head, *held_tail; /* messages it sent while pending */
     unsigned held_n;
-    struct session *next_user;     /* bucket chain */
+    struct session *next_user; /* bucket chain */
     struct session *next_admin;
     out_frame *out_head, *out_tail;
     size_t out_bytes;
-    char *token;                   /* the token it was opened with (malloc'd): the assistant asks with it */
-    char *rx;                      /* the message being assembled */
+    char *token; /* the token it was opened with (malloc'd): the assistant asks with it */
+    char *rx;    /* the message being assembled */
     size_t rx_len;
-    int64_t window_ms;             /* flood control: start of this second */
+    int64_t window_ms; /* flood control: start of this second */
     unsigned window_count;
-    int close_code;                /* nonzero: close after the pending frames */
-    char *presence;                /* presence frames waiting for this pass's end, comma-separated */
+    int close_code; /* nonzero: close after the pending frames */
+    char *presence; /* presence frames waiting for this pass's end, comma-separated */
     size_t presence_len, presence_cap;
     unsigned presence_n;
 } session;
@@ -115,8 +115,8 @@ struct ws_server {
     session *buckets[BUCKETS]; /* service thread only, from here on */
     session *admins;
     size_t nsessions;
-    session *pending[BUCKETS];   /* sessions waiting for auth, by user id */
-    uint64_t next_seq;           /* questions asked of auth */
+    session *pending[BUCKETS];    /* sessions waiting for auth, by user id */
+    uint64_t next_seq;            /* questions asked of auth */
     lws_sorted_usec_list_t sweep; /* the expiry sweep's timer */
     session **touched;            /* sessions with presence waiting (during drain_jobs) */
     size_t ntouched, touched_cap;
@@ -406,8 +406,7 @@ void ws_server_post(ws_server *s, ws_target target, const char *user, const char
 static void announce_presence(ws_server *s, const ems_principal *who, int online) {
     json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "presence", "user_id", who->id, "username",
                             who->username, "role", ems_role_name(who->role), "online", online);
-    ws_dispatch(s->w, who->role == EMS_ROLE_ADMIN ? WS_PRESENCE_TO_CLIENTS : WS_PRESENCE_TO_ADMINS, NULL, who->id,
-                msg);
+    ws_dispatch(s->w, who->role == EMS_ROLE_ADMIN ? WS_PRESENCE_TO_CLIENTS : WS_PRESENCE_TO_ADMINS, NULL, who->id, msg);
     json_decref(msg);
 }
 
@@ -699,8 +698,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return on_filter(s, wsi, ss);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return on_filter(s, wsi, ss);
     case LWS_CALLBACK_ESTABLISHED: {
         /* Kept from here, not from the filter: CLOSED, which frees it, follows only ESTABLISHED. */
         char buf[4096];
@@ -711,16 +709,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         else on_established(s, ss);
         return 0;
     }
-    case LWS_CALLBACK_CLOSED:
-        on_closed(s, ss);
-        return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return on_writeable(ss);
-    case LWS_CALLBACK_RECEIVE:
-        on_receive(s, wsi, ss, in, len);
-        return 0;
-    default:
-        return 0;
+    case LWS_CALLBACK_CLOSED: on_closed(s, ss); return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return on_writeable(ss);
+    case LWS_CALLBACK_RECEIVE: on_receive(s, wsi, ss, in, len); return 0;
+    default: return 0;
     }
 }
 
@@ -807,7 +799,7 @@ void ws_server_stop(ws_server *s) {
         pthread_join(s->thread, NULL);
         lws_sul_cancel(&s->sweep);
     }
-    ws_tokens_stop(s->w->tokens); /* before the context goes: the workers hand their answers to it */
+    ws_tokens_stop(s->w->tokens);            /* before the context goes: the workers hand their answers to it */
     if (s->ctx) lws_context_destroy(s->ctx); /* closes every session (CLOSED frees their frames) */
     if (s->loop) ev_loop_destroy(s->loop);
     ws_job *j = s->jobs_head;

@@ -63,7 +63,7 @@ typedef struct question {
 
 struct ws_tokens {
     ws_role *w;
-    ws_server *server; /* where the answers go */
+    ws_server *server;             /* where the answers go */
     cache_slot slots[CACHE_SLOTS]; /* service thread only */
     uint64_t epoch;                /* revocations heard (service thread only) */
     _Atomic int64_t down_until_ms; /* auth failed: refuse without asking until then */

@@ -24,12 +24,12 @@
 
 /* Who a delivery is for. */
 typedef enum {
-    WS_TO_USER,         /* every session of `user` */
-    WS_TO_CONVERSATION, /* the client `user` and every administrator */
+    WS_TO_USER,             /* every session of `user` */
+    WS_TO_CONVERSATION,     /* the client `user` and every administrator */
     WS_PRESENCE_TO_ADMINS,  /* a presence frame for every administrator (coalesced: server.c) */
     WS_PRESENCE_TO_CLIENTS, /* a presence frame for every client (coalesced) */
-    WS_REVOKE,          /* closes the sessions of `user` opened with a token version below `ver` (0: all) */
-    WS_VERDICT,         /* auth's answer for the sockets waiting on question `seq` (tokens.c) */
+    WS_REVOKE,              /* closes the sessions of `user` opened with a token version below `ver` (0: all) */
+    WS_VERDICT,             /* auth's answer for the sockets waiting on question `seq` (tokens.c) */
 } ws_target;
 
 /* The close code of a session whose token expired or was revoked: sign in again. */
@@ -61,8 +61,8 @@ typedef struct ws_tokens ws_tokens;
 
 typedef struct ws_role {
     ems_role_env *env;
-    size_t max_message;  /* bytes of one client message */
-    unsigned rate;       /* client messages per second before the connection is closed */
+    size_t max_message; /* bytes of one client message */
+    unsigned rate;      /* client messages per second before the connection is closed */
     ws_server *server;
     ws_replicas *replicas; /* NULL in embedded mode */
     ws_assistant *assistant;

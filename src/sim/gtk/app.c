@@ -147,7 +147,7 @@ typedef struct {
     app_args args;
     int exit_code;
     long after_ms; /* --after-ms, or 0 for the default */
-    char *path; /* the open config file, or NULL */
+    char *path;    /* the open config file, or NULL */
     ems_sim_config cfg;
     ems_sim *sim;
     int joined; /* the finished simulation's thread was waited for */
@@ -166,18 +166,17 @@ typedef struct {
     GtkWidget *area;
 } app;
 
-static const char *css =
-    ".banner { padding: 8px 12px; border-radius: 4px; }"
-    ".banner-error { background: #c01c28; color: white; }"
-    ".banner-warn { background: #e5a50a; color: black; }"
-    ".link { font-weight: bold; font-size: 1.15em; padding: 2px 10px; border-radius: 10px; }"
-    ".link-connecting { background: #deddda; color: #241f31; }"
-    ".link-up { background: #2ec27e; color: white; }"
-    ".link-retrying { background: #e5a50a; color: black; }"
-    ".link-down { background: #c01c28; color: white; }"
-    ".section { font-weight: bold; }"
-    ".dim { color: #5e5c64; }"
-    "entry.narrow { min-width: 60px; }";
+static const char *css = ".banner { padding: 8px 12px; border-radius: 4px; }"
+                         ".banner-error { background: #c01c28; color: white; }"
+                         ".banner-warn { background: #e5a50a; color: black; }"
+                         ".link { font-weight: bold; font-size: 1.15em; padding: 2px 10px; border-radius: 10px; }"
+                         ".link-connecting { background: #deddda; color: #241f31; }"
+                         ".link-up { background: #2ec27e; color: white; }"
+                         ".link-retrying { background: #e5a50a; color: black; }"
+                         ".link-down { background: #c01c28; color: white; }"
+                         ".section { font-weight: bold; }"
+                         ".dim { color: #5e5c64; }"
+                         "entry.narrow { min-width: 60px; }";
 
 static const char *const link_classes[] = {
     [EMS_SIM_LINK_CONNECTING] = "link-connecting",
@@ -197,8 +196,8 @@ static int sim_active(app *a) { return a->sim && !ems_sim_done(a->sim); }
 
 /* Shows a problem in the banner (and on stderr, once per distinct message); PROBLEM_NONE hides it. */
 static void show_problem(app *a, app_problem p, const char *text) {
-    static const char *const classes[] = {[PROBLEM_CONFIG] = "banner-error", [PROBLEM_UNREACHABLE] = "banner-warn",
-                                          [PROBLEM_REFUSED] = "banner-error"};
+    static const char *const classes[] = {
+        [PROBLEM_CONFIG] = "banner-error", [PROBLEM_UNREACHABLE] = "banner-warn", [PROBLEM_REFUSED] = "banner-error"};
     a->problem = p;
     if (p == PROBLEM_NONE) {
         gtk_widget_set_visible(a->banner, FALSE);
@@ -475,15 +474,15 @@ static void on_chooser_response(GtkNativeDialog *d, int response, gpointer data)
 
 static void choose_file(app *a, GtkFileChooserAction action) {
     int saving = action == GTK_FILE_CHOOSER_ACTION_SAVE;
-    GtkFileChooserNative *d = gtk_file_chooser_native_new(saving ? "Save config" : "Open config",
-                                                          GTK_WINDOW(a->window), action, saving ? "_Save" : "_Open",
-                                                          "_Cancel");
+    GtkFileChooserNative *d = gtk_file_chooser_native_new(saving ? "Save config" : "Open config", GTK_WINDOW(a->window),
+                                                          action, saving ? "_Save" : "_Open", "_Cancel");
     GtkFileFilter *json = gtk_file_filter_new();
     gtk_file_filter_set_name(json, "JSON config");
     gtk_file_filter_add_pattern(json, "*.json");
     gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d), json);
     g_object_unref(json);
-    if (saving) gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), a->path ? strrchr(a->path, '/') + 1 : "sim.json");
+    if (saving)
+        gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), a->path ? strrchr(a->path, '/') + 1 : "sim.json");
     g_signal_connect(d, "response", G_CALLBACK(on_chooser_response), a);
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
 }
@@ -612,7 +611,7 @@ static app_problem stats_problem(const ems_sim_stats *st) {
     if (st->link == EMS_SIM_LINK_RETRYING) return PROBLEM_UNREACHABLE;
     if (st->run == EMS_SIM_RUN_FAILED || st->link == EMS_SIM_LINK_DOWN)
         return strstr(st->last_error, "unreachable") || strstr(st->last_error, "gave up") ? PROBLEM_UNREACHABLE
-                                                                                           : PROBLEM_REFUSED;
+                                                                                          : PROBLEM_REFUSED;
     return PROBLEM_NONE;
 }
 
@@ -678,8 +677,8 @@ static gboolean on_poll(gpointer data) {
         char kwh[32];
         ems_sim_format_kwh(st.total_micro, kwh, sizeof kwh);
         snprintf(buf, sizeof buf, "Sent %llu · confirmed %llu · retries %llu · %.1f readings/s · %s kWh",
-                 (unsigned long long)st.sent, (unsigned long long)st.confirmed, (unsigned long long)st.retries,
-                 st.rate, kwh);
+                 (unsigned long long)st.sent, (unsigned long long)st.confirmed, (unsigned long long)st.retries, st.rate,
+                 kwh);
     }
     gtk_label_set_text(GTK_LABEL(a->counts), buf);
     snprintf(buf, sizeof buf, "Target: %s", st.target);
@@ -1021,8 +1020,7 @@ int main(int argc, char **argv) {
         char *end;
         errno = 0;
         a.after_ms = strtol(a.args.after_ms, &end, 10);
-        if (end == a.args.after_ms || *end || errno || a.after_ms <= 0 || a.after_ms > 3600000 ||
-            !a.args.screenshot) {
+        if (end == a.args.after_ms || *end || errno || a.after_ms <= 0 || a.after_ms > 3600000 || !a.args.screenshot) {
             fprintf(stderr, "ems-sim-gtk: --after-ms needs a number of ms (1..3600000) and --screenshot\n");
             return EXIT_SHOT_FAILED;
         }
