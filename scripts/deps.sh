@@ -10,6 +10,7 @@ pkgs=(
   libpq-dev postgresql libsqlite3-dev sqlite3
   libjwt-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libicu-dev libssl-dev
   libcmocka-dev rabbitmq-server nginx wrk
+  clang-format clang-tidy cppcheck
   python3 python3-yaml python3-websocket openssl gettext-base procps iproute2 jq
   chromium docker-compose
   libgtk-4-dev xvfb xauth
