@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "auth_role.h"
 #include "log.h"
 #include "util.h"
 

@@ -8,7 +8,7 @@
  * closes the sockets they opened), through its outbox.  Serves the gateway's
  * forward-auth check, /api/auth/verify.
  */
-#include "auth.h"
+#include "auth_role.h"
 
 #include <stdlib.h>
 

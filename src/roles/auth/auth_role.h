@@ -1,5 +1,8 @@
 /*
- * auth.h — the auth role's private state, shared by its files.
+ * auth_role.h — the auth role's private state, shared by its files.
+ *
+ * Not auth.h: that is core's (tokens and passwords), and which of two headers
+ * of one name `#include "auth.h"` finds depends on the include path's order.
  */
 #ifndef EMS_ROLE_AUTH_H
 #define EMS_ROLE_AUTH_H
