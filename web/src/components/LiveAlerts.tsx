@@ -81,6 +81,7 @@ export function NotificationBell() {
         onClick={() => setOpen((value) => !value)}
         data-testid="bell"
         data-live={state.status}
+        data-synced={state.me !== null && state.backlog === 0 ? 'true' : 'false'}
       >
         <BellIcon />
         {unread.length > 0 ? (
