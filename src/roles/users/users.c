@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "consume.h"
 #include "roles.h"
 #include "util.h"
 
@@ -144,59 +144,51 @@ static ems_rc users_patch(ems_req *req, ems_resp *resp, void *ctx) {
  * internal.auth.user.queue: account.created / account.updated / account.deleted.
  * Each event is applied once (inbox) and in the same transaction as its effect.
  */
+typedef struct account_event {
+    const char *type, *id, *username, *role;
+    const char *first, *last, *email, *address;
+    int64_t at;
+} account_event;
+
+static ems_rc account_check(json_t *ev, void *arg) {
+    account_event *a = arg;
+    a->first = a->last = a->email = a->address = "";
+    a->at = ems_now_ms();
+    if (json_unpack(ev, "{s:s, s:{s:s, s:s, s:s}}", "type", &a->type, "account", "id", &a->id, "username", &a->username,
+                    "role", &a->role) ||
+        !ems_uuid_valid(a->id))
+        return EMS_BAD_REQUEST;
+    if (strcmp(a->type, "account.created") != 0 && strcmp(a->type, "account.updated") != 0 &&
+        strcmp(a->type, "account.deleted") != 0)
+        return EMS_BAD_REQUEST;
+    json_unpack(ev, "{s?{s?s, s?s, s?s, s?s}}", "profile", "first_name", &a->first, "last_name", &a->last, "email",
+                &a->email, "address", &a->address);
+    json_t *jat = json_object_get(ev, "at");
+    if (json_is_integer(jat)) a->at = json_integer_value(jat);
+    return EMS_OK;
+}
+
+static ems_rc account_apply(ems_db *db, json_t *ev, void *arg) {
+    (void)ev;
+    const account_event *a = arg;
+    if (strcmp(a->type, "account.created") == 0)
+        return ems_db_exec(db,
+                           "INSERT INTO profiles (id, username, role, first_name, last_name, email, address, "
+                           "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) "
+                           "ON CONFLICT (id) DO UPDATE SET username = excluded.username, role = excluded.role",
+                           "sssssssi", a->id, a->username, a->role, a->first, a->last, a->email, a->address, a->at);
+    if (strcmp(a->type, "account.updated") == 0)
+        return ems_db_exec(db, "UPDATE profiles SET username = $1, role = $2, updated_at = $3 WHERE id = $4", "ssis",
+                           a->username, a->role, a->at, a->id);
+    return ems_db_exec(db, "DELETE FROM profiles WHERE id = $1", "s", a->id); /* account.deleted */
+}
+
+static const ems_consumer account_consumer = {.check = account_check, .apply = account_apply};
+
 static ems_verdict users_on_account(const char *queue, const char *body, size_t len, void *ctx) {
     users_role *u = ctx;
-    json_error_t jerr;
-    json_t *ev = json_loadb(body, len, 0, &jerr);
-    const char *event_id = NULL, *type = NULL, *id = NULL, *username = NULL, *role = NULL;
-    const char *first = "", *last = "", *email = "", *address = "";
-    int64_t at = ems_now_ms();
-    if (!ev ||
-        json_unpack(ev, "{s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", &event_id, "type", &type, "account", "id", &id,
-                    "username", &username, "role", &role) ||
-        !ems_uuid_valid(id)) {
-        ems_log(EMS_LOG_WARN, "users.bad_event", "queue=%s", queue);
-        json_decref(ev);
-        return EMS_BUS_REJECT;
-    }
-    json_unpack(ev, "{s?{s?s, s?s, s?s, s?s}}", "profile", "first_name", &first, "last_name", &last, "email", &email,
-                "address", &address);
-    json_t *jat = json_object_get(ev, "at");
-    if (json_is_integer(jat)) at = json_integer_value(jat);
-
-    ems_verdict verdict = EMS_BUS_RETRY;
-    ems_db *db = ems_store_get(u->env->store);
-    if (!db) goto cleanup;
-    ems_rc rc = ems_db_begin(db);
-    if (!rc) rc = ems_inbox_first(db, event_id);
-    if (rc == EMS_CONFLICT) {
-        verdict = EMS_BUS_ACK; /* seen before */
-        ems_db_rollback(db);
-        ems_store_put(u->env->store, db);
-        goto cleanup;
-    }
-    if (rc) {
-    } else if (strcmp(type, "account.created") == 0) {
-        rc = ems_db_exec(db,
-                         "INSERT INTO profiles (id, username, role, first_name, last_name, email, address, "
-                         "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) "
-                         "ON CONFLICT (id) DO UPDATE SET username = excluded.username, role = excluded.role",
-                         "sssssssi", id, username, role, first, last, email, address, at);
-    } else if (strcmp(type, "account.updated") == 0) {
-        rc = ems_db_exec(db, "UPDATE profiles SET username = $1, role = $2, updated_at = $3 WHERE id = $4", "ssis",
-                         username, role, at, id);
-    } else if (strcmp(type, "account.deleted") == 0) {
-        rc = ems_db_exec(db, "DELETE FROM profiles WHERE id = $1", "s", id);
-    } else {
-        verdict = EMS_BUS_REJECT;
-        rc = EMS_BAD_REQUEST;
-    }
-    if (!rc) rc = ems_db_commit(db);
-    ems_store_put(u->env->store, db);
-    if (!rc) verdict = EMS_BUS_ACK;
-cleanup:
-    json_decref(ev);
-    return verdict;
+    account_event a = {0};
+    return ems_consume_once(u->env->store, &account_consumer, queue, body, len, &a);
 }
 
 static const ems_route users_routes[] = {
