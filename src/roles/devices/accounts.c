@@ -6,8 +6,8 @@
  */
 #include <string.h>
 
+#include "consume.h"
 #include "devices.h"
-#include "log.h"
 #include "util.h"
 
 static ems_rc forget_account(devices_role *d, ems_db *db, const char *id) {
@@ -22,42 +22,44 @@ static ems_rc forget_account(devices_role *d, ems_db *db, const char *id) {
     return rc;
 }
 
+typedef struct account_event {
+    devices_role *d;
+    const char *type, *id, *username, *role;
+} account_event;
+
+static ems_rc account_check(json_t *ev, void *arg) {
+    account_event *a = arg;
+    if (json_unpack(ev, "{s:s, s:{s:s, s:s, s:s}}", "type", &a->type, "account", "id", &a->id, "username", &a->username,
+                    "role", &a->role) ||
+        !ems_uuid_valid(a->id))
+        return EMS_BAD_REQUEST;
+    if (strcmp(a->type, "account.created") != 0 && strcmp(a->type, "account.updated") != 0 &&
+        strcmp(a->type, "account.deleted") != 0)
+        return EMS_BAD_REQUEST;
+    return EMS_OK;
+}
+
+static ems_rc account_apply(ems_db *db, json_t *ev, void *arg) {
+    (void)ev;
+    const account_event *a = arg;
+    if (strcmp(a->type, "account.deleted") == 0) return forget_account(a->d, db, a->id);
+    return ems_db_exec(db,
+                       "INSERT INTO accounts (id, username, role) VALUES ($1, $2, $3) ON CONFLICT (id) "
+                       "DO UPDATE SET username = excluded.username, role = excluded.role",
+                       "sss", a->id, a->username, a->role);
+}
+
+/* A deleted account's devices were announced through the outbox: send them now. */
+static void account_committed(json_t *ev, void *arg) {
+    (void)ev;
+    const account_event *a = arg;
+    ems_outbox_kick(a->d->env->outbox);
+}
+
+static const ems_consumer account_consumer = {
+    .check = account_check, .apply = account_apply, .after_commit = account_committed};
+
 ems_verdict devices_on_account(const char *queue, const char *body, size_t len, void *ctx) {
-    devices_role *d = ctx;
-    json_error_t jerr;
-    json_t *ev = json_loadb(body, len, 0, &jerr);
-    const char *event_id = NULL, *type = NULL, *id = NULL, *username = NULL, *role = NULL;
-    if (!ev ||
-        json_unpack(ev, "{s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", &event_id, "type", &type, "account", "id", &id,
-                    "username", &username, "role", &role) ||
-        !ems_uuid_valid(id)) {
-        ems_log(EMS_LOG_WARN, "devices.bad_event", "queue=%s", queue);
-        json_decref(ev);
-        return EMS_BUS_REJECT;
-    }
-    ems_verdict verdict = EMS_BUS_RETRY;
-    ems_db *db = ems_store_get(d->env->store);
-    if (!db) goto cleanup;
-    ems_rc rc = ems_db_begin(db);
-    if (!rc) rc = ems_inbox_first(db, event_id);
-    if (rc == EMS_CONFLICT) {
-        ems_db_rollback(db);
-        verdict = EMS_BUS_ACK; /* applied before */
-    } else if (!rc) {
-        if (strcmp(type, "account.created") == 0 || strcmp(type, "account.updated") == 0)
-            rc = ems_db_exec(db,
-                             "INSERT INTO accounts (id, username, role) VALUES ($1, $2, $3) ON CONFLICT (id) "
-                             "DO UPDATE SET username = excluded.username, role = excluded.role",
-                             "sss", id, username, role);
-        else if (strcmp(type, "account.deleted") == 0) rc = forget_account(d, db, id);
-        else rc = EMS_BAD_REQUEST;
-        if (!rc) rc = ems_db_commit(db);
-        if (!rc) verdict = EMS_BUS_ACK;
-        else if (rc == EMS_BAD_REQUEST) verdict = EMS_BUS_REJECT;
-    }
-    ems_store_put(d->env->store, db);
-    if (verdict == EMS_BUS_ACK) ems_outbox_kick(d->env->outbox);
-cleanup:
-    json_decref(ev);
-    return verdict;
+    account_event a = {.d = ctx};
+    return ems_consume_once(a.d->env->store, &account_consumer, queue, body, len, &a);
 }

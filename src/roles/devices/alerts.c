@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "consume.h"
 #include "devices.h"
 #include "log.h"
 #include "roles.h"
@@ -38,42 +39,39 @@ cleanup:
     return rc;
 }
 
+typedef struct alert_event {
+    devices_role *d;
+    const char *device_id;
+    json_int_t hour;
+    double total, limit;
+    int queued; /* the alert went into the outbox */
+} alert_event;
+
+static ems_rc alert_check(json_t *ev, void *arg) {
+    alert_event *a = arg;
+    if (json_unpack(ev, "{s:s, s:I, s:F, s:F}", "device_id", &a->device_id, "hour_start", &a->hour, "total_kwh",
+                    &a->total, "limit_kwh", &a->limit) ||
+        !ems_uuid_valid(a->device_id))
+        return EMS_BAD_REQUEST;
+    return EMS_OK;
+}
+
+static ems_rc alert_apply(ems_db *db, json_t *ev, void *arg) {
+    (void)ev;
+    alert_event *a = arg;
+    return notify_owner(a->d, db, a->device_id, a->hour, a->total, a->limit, &a->queued);
+}
+
+static void alert_committed(json_t *ev, void *arg) {
+    (void)ev;
+    const alert_event *a = arg;
+    if (a->queued) ems_outbox_kick(a->d->env->outbox);
+}
+
+static const ems_consumer alert_consumer = {
+    .check = alert_check, .apply = alert_apply, .after_commit = alert_committed};
+
 ems_verdict devices_on_alert(const char *queue, const char *body, size_t len, void *ctx) {
-    devices_role *d = ctx;
-    json_error_t jerr;
-    json_t *ev = json_loadb(body, len, 0, &jerr);
-    const char *event_id = NULL, *device_id = NULL;
-    json_int_t hour = 0;
-    double total = 0, limit = 0;
-    int queued = 0;
-    ems_verdict verdict = EMS_BUS_RETRY;
-    ems_db *db = NULL;
-    if (!ev ||
-        json_unpack(ev, "{s:s, s:s, s:I, s:F, s:F}", "event_id", &event_id, "device_id", &device_id, "hour_start",
-                    &hour, "total_kwh", &total, "limit_kwh", &limit) ||
-        !ems_uuid_valid(device_id)) {
-        ems_log(EMS_LOG_WARN, "devices.bad_alert", "queue=%s", queue);
-        verdict = EMS_BUS_REJECT;
-        goto cleanup;
-    }
-    if (!(db = ems_store_get(d->env->store))) goto cleanup;
-    ems_rc rc = ems_db_begin(db);
-    if (!rc) rc = ems_inbox_first(db, event_id);
-    if (rc == EMS_CONFLICT) {
-        verdict = EMS_BUS_ACK; /* seen before */
-        ems_db_rollback(db);
-        goto cleanup;
-    }
-    if (!rc) rc = notify_owner(d, db, device_id, hour, total, limit, &queued);
-    if (!rc) rc = ems_db_commit(db);
-    if (rc) {
-        ems_db_rollback(db);
-        goto cleanup;
-    }
-    verdict = EMS_BUS_ACK;
-    if (queued) ems_outbox_kick(d->env->outbox);
-cleanup:
-    if (db) ems_store_put(d->env->store, db);
-    json_decref(ev);
-    return verdict;
+    alert_event a = {.d = ctx};
+    return ems_consume_once(a.d->env->store, &alert_consumer, queue, body, len, &a);
 }
