@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consume.h"
 #include "log.h"
 #include "reading.h"
 #include "roles.h"
@@ -96,40 +97,32 @@ ems_rc monitoring_device_event(ems_db *db, ems_store_engine engine, const char *
 }
 
 /* internal.device.monitoring.queue: device.upserted / device.deleted, each applied once (inbox). */
+typedef struct device_event {
+    monitoring_role *m;
+    const char *type;
+    json_t *device;
+    json_int_t at;
+} device_event;
+
+static ems_rc device_check(json_t *ev, void *arg) {
+    device_event *e = arg;
+    e->at = ems_now_ms();
+    if (json_unpack(ev, "{s:s, s:o, s?I}", "type", &e->type, "device", &e->device, "at", &e->at))
+        return EMS_BAD_REQUEST;
+    return EMS_OK;
+}
+
+static ems_rc device_apply(ems_db *db, json_t *ev, void *arg) {
+    (void)ev;
+    const device_event *e = arg;
+    return monitoring_device_event(db, ems_store_engine_of(e->m->env->store), e->type, e->device, e->at);
+}
+
+static const ems_consumer device_consumer = {.check = device_check, .apply = device_apply};
+
 static ems_verdict monitoring_on_device(const char *queue, const char *body, size_t len, void *ctx) {
-    monitoring_role *m = ctx;
-    json_error_t jerr;
-    json_t *ev = json_loadb(body, len, 0, &jerr), *device = NULL;
-    const char *event_id = NULL, *type = NULL;
-    json_int_t at = ems_now_ms();
-    ems_verdict verdict = EMS_BUS_RETRY;
-    ems_db *db = NULL;
-    if (!ev ||
-        json_unpack(ev, "{s:s, s:s, s:o, s?I}", "event_id", &event_id, "type", &type, "device", &device, "at", &at)) {
-        ems_log(EMS_LOG_WARN, "monitoring.bad_event", "queue=%s", queue);
-        verdict = EMS_BUS_REJECT;
-        goto cleanup;
-    }
-    if (!(db = ems_store_get(m->env->store))) goto cleanup;
-    ems_rc rc = ems_db_begin(db);
-    if (!rc) rc = ems_inbox_first(db, event_id);
-    if (rc == EMS_CONFLICT) {
-        verdict = EMS_BUS_ACK; /* seen before */
-        ems_db_rollback(db);
-        goto cleanup;
-    }
-    if (!rc) rc = monitoring_device_event(db, ems_store_engine_of(m->env->store), type, device, at);
-    if (rc == EMS_BAD_REQUEST) {
-        ems_log(EMS_LOG_WARN, "monitoring.bad_event", "queue=%s type=%s", queue, type);
-        verdict = EMS_BUS_REJECT;
-    }
-    if (!rc) rc = ems_db_commit(db);
-    if (rc) ems_db_rollback(db);
-    else verdict = EMS_BUS_ACK;
-cleanup:
-    if (db) ems_store_put(m->env->store, db);
-    json_decref(ev);
-    return verdict;
+    device_event e = {.m = ctx};
+    return ems_consume_once(e.m->env->store, &device_consumer, queue, body, len, &e);
 }
 
 /*
