@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consume.h"
 #include "log.h"
 #include "roles.h"
 #include "util.h"
@@ -76,49 +77,46 @@ static ems_verdict ws_on_revoked(const char *queue, const char *body, size_t len
  * internal.device.websocket.user.notification.queue: an alert enriched with
  * its owner.  Stored with the inbox entry in one transaction, then pushed.
  */
-static ems_verdict ws_on_notification(const char *queue, const char *body, size_t len, void *ctx) {
-    ws_role *w = ctx;
-    json_error_t jerr;
-    json_t *ev = json_loadb(body, len, 0, &jerr);
-    const char *event_id = NULL, *owner = NULL;
-    char *payload = NULL;
-    ems_rows *rows = NULL;
-    ems_db *db = NULL;
-    ems_verdict verdict = EMS_BUS_RETRY;
-    if (!json_is_object(ev) || json_unpack(ev, "{s:s, s:s}", "event_id", &event_id, "owner_id", &owner) ||
-        !ems_uuid_valid(owner) || !(payload = json_dumps(ev, JSON_COMPACT))) {
-        ems_log(EMS_LOG_WARN, "ws.bad_notification", "queue=%s", queue);
-        verdict = EMS_BUS_REJECT;
-        goto cleanup;
-    }
-    if (!(db = ems_store_get(w->env->store))) goto cleanup;
-    ems_rc rc = ems_db_begin(db);
-    if (!rc) rc = ems_inbox_first(db, event_id);
-    if (rc == EMS_CONFLICT) {
-        verdict = EMS_BUS_ACK; /* seen before */
-        ems_db_rollback(db);
-        goto cleanup;
-    }
-    if (!rc)
-        rc = ems_db_query(db, &rows,
-                          "INSERT INTO notifications (user_id, payload, created_at) VALUES ($1, $2, $3) "
-                          "RETURNING id, created_at",
-                          "ssi", owner, payload, ems_now_ms());
-    if (!rc) rc = ems_db_commit(db);
-    if (rc) {
-        ems_db_rollback(db);
-        goto cleanup;
-    }
-    verdict = EMS_BUS_ACK;
-    json_t *msg = ws_notification_json(ems_rows_int(rows, 0, 0), payload, ems_rows_int(rows, 0, 1));
-    ws_dispatch(w, WS_TO_USER, owner, NULL, msg);
+typedef struct notification_event {
+    ws_role *w;
+    const char *owner;
+    char *payload;  /* the event as stored and pushed */
+    ems_rows *rows; /* the stored row's id and created_at */
+} notification_event;
+
+static ems_rc notification_check(json_t *ev, void *arg) {
+    notification_event *n = arg;
+    if (json_unpack(ev, "{s:s}", "owner_id", &n->owner) || !ems_uuid_valid(n->owner)) return EMS_BAD_REQUEST;
+    n->payload = json_dumps(ev, JSON_COMPACT);
+    return n->payload ? EMS_OK : EMS_NOMEM;
+}
+
+static ems_rc notification_apply(ems_db *db, json_t *ev, void *arg) {
+    (void)ev;
+    notification_event *n = arg;
+    return ems_db_query(db, &n->rows,
+                        "INSERT INTO notifications (user_id, payload, created_at) VALUES ($1, $2, $3) "
+                        "RETURNING id, created_at",
+                        "ssi", n->owner, n->payload, ems_now_ms());
+}
+
+static void notification_committed(json_t *ev, void *arg) {
+    (void)ev;
+    const notification_event *n = arg;
+    json_t *msg = ws_notification_json(ems_rows_int(n->rows, 0, 0), n->payload, ems_rows_int(n->rows, 0, 1));
+    ws_dispatch(n->w, WS_TO_USER, n->owner, NULL, msg);
     json_decref(msg);
-    ems_log(EMS_LOG_DEBUG, "ws.notification", "user_id=%s id=%lld", owner, (long long)ems_rows_int(rows, 0, 0));
-cleanup:
-    if (db) ems_store_put(w->env->store, db);
-    ems_rows_free(rows);
-    free(payload);
-    json_decref(ev);
+    ems_log(EMS_LOG_DEBUG, "ws.notification", "user_id=%s id=%lld", n->owner, (long long)ems_rows_int(n->rows, 0, 0));
+}
+
+static const ems_consumer notification_consumer = {
+    .check = notification_check, .apply = notification_apply, .after_commit = notification_committed};
+
+static ems_verdict ws_on_notification(const char *queue, const char *body, size_t len, void *ctx) {
+    notification_event n = {.w = ctx};
+    ems_verdict verdict = ems_consume_once(n.w->env->store, &notification_consumer, queue, body, len, &n);
+    ems_rows_free(n.rows);
+    free(n.payload);
     return verdict;
 }
 
