@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "auth/client.h"
+#include "fixture.h"
 
 typedef struct {
     char dir[64];
@@ -37,8 +38,7 @@ static char *slurp(const char *path) {
 
 static int setup(void **state) {
     fixture *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/ems-test-auth-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    assert_non_null(fx_tmpdir(fx->dir, sizeof fx->dir, "auth"));
     char priv[128], pub[128], err[256];
     snprintf(priv, sizeof priv, "%s/priv.pem", fx->dir);
     snprintf(pub, sizeof pub, "%s/pub.pem", fx->dir);
@@ -50,9 +50,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fixture *fx = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fx_run("rm -rf '%s'", fx->dir), 0);
     ems_jwt_free(fx->jwt);
     free(fx->pub_pem);
     free(fx);
@@ -149,8 +147,8 @@ static void tampered_tokens_refused(void **state) {
 
 static void other_key_pair_refused(void **state) {
     fixture *fx = *state;
-    char dir[] = "/tmp/ems-test-auth2-XXXXXX", priv[96], pub[96], err[256], cmd[128];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], priv[96], pub[96], err[256];
+    assert_non_null(fx_tmpdir(dir, sizeof dir, "auth2"));
     snprintf(priv, sizeof priv, "%s/p.pem", dir);
     snprintf(pub, sizeof pub, "%s/q.pem", dir);
     ems_jwt *other;
@@ -161,8 +159,7 @@ static void other_key_pair_refused(void **state) {
     assert_int_equal(ems_jwt_verify(fx->jwt, token, &got), EMS_UNAUTHORIZED);
     free(token);
     ems_jwt_free(other);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fx_run("rm -rf '%s'", dir), 0);
 }
 
 static void garbage_refused(void **state) {

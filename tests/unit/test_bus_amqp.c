@@ -30,11 +30,8 @@
 #include <amqp_tcp_socket.h>
 
 #include "bus.h"
+#include "fixture.h"
 #include "log.h"
-
-#ifndef EMS_SOURCE_DIR
-#define EMS_SOURCE_DIR "."
-#endif
 
 static char broker_dir[256]; /* empty when the broker is not ours */
 static int broker_port;
@@ -45,35 +42,26 @@ static char prefix[64]; /* queue names unique to this run */
 
 static const char *script_path(void) {
     static char path[512];
-    const char *src = getenv("EMS_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/tests/lib/rabbitmq.sh", src && *src ? src : EMS_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/tests/lib/rabbitmq.sh", fx_source_dir());
     return path;
 }
 
 static int broker(const char *verb) {
-    char cmd[1200];
     if (strcmp(verb, "wait") == 0)
-        snprintf(cmd, sizeof cmd, "bash '%s' wait %d 40 >>'%s/test.log' 2>&1", script_path(), broker_port, broker_dir);
-    else
-        snprintf(cmd, sizeof cmd, "bash '%s' %s '%s/rmq' %d >>'%s/test.log' 2>&1", script_path(), verb, broker_dir,
-                 broker_port, broker_dir);
-    return system(cmd);
+        return fx_run("bash '%s' wait %d 40 >>'%s/test.log' 2>&1", script_path(), broker_port, broker_dir);
+    return fx_run("bash '%s' %s '%s/rmq' %d >>'%s/test.log' 2>&1", script_path(), verb, broker_dir, broker_port,
+                  broker_dir);
 }
 
 /* rabbitmqctl against the private broker, e.g. broker_ctl("close_all_connections test"). */
 static int broker_ctl(const char *args) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "bash '%s' ctl '%s/rmq' %s >>'%s/test.log' 2>&1", script_path(), broker_dir, args,
-             broker_dir);
-    return system(cmd);
+    return fx_run("bash '%s' ctl '%s/rmq' %s >>'%s/test.log' 2>&1", script_path(), broker_dir, args, broker_dir);
 }
 
 static void broker_cleanup(void) {
-    char cmd[600];
     if (!broker_dir[0]) return;
     broker("stop");
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", broker_dir);
-    if (system(cmd) != 0) fprintf(stderr, "test_bus_amqp: could not remove %s\n", broker_dir);
+    if (fx_run("rm -rf '%s'", broker_dir) != 0) fprintf(stderr, "test_bus_amqp: could not remove %s\n", broker_dir);
     broker_dir[0] = '\0';
 }
 
@@ -87,8 +75,7 @@ static int group_setup(void **state) {
         snprintf(url, sizeof url, "%s", given);
         return 0;
     }
-    snprintf(broker_dir, sizeof broker_dir, "/tmp/ems-bus-test-XXXXXX");
-    if (!mkdtemp(broker_dir)) {
+    if (!fx_tmpdir(broker_dir, sizeof broker_dir, "bus")) {
         broker_dir[0] = '\0';
         return -1;
     }

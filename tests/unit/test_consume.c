@@ -15,22 +15,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "consume.h"
+#include "fixture.h"
 #include "log.h"
 #include "store.h"
-
-#ifndef EMS_SOURCE_DIR
-#define EMS_SOURCE_DIR "."
-#endif
 
 #define QUEUE "internal.test.consume.queue"
 #define EV1 "{\"event_id\":\"e1\",\"type\":\"t.done\",\"n\":1}"
@@ -38,8 +32,6 @@
 typedef struct {
     const char *engine;
     char url[512];
-    char pgdir[128];
-    int pgport;
     ems_store *s; /* per test */
 } fixture;
 
@@ -55,33 +47,6 @@ typedef struct {
 static char tmpdir[64];
 static int saved_stderr = -1;
 static char capture_path[128];
-
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int run_cmd(const char *fmt, ...) {
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static const char *source_dir(void) {
-    const char *d = getenv("EMS_SOURCE_DIR");
-    return d && *d ? d : EMS_SOURCE_DIR;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
 
 static ems_rc probe_check(json_t *ev, void *arg) {
     probe *p = arg;
@@ -152,6 +117,7 @@ static int capture_count(const char *needle) {
 
 static fixture sqlite_fx = {.engine = "sqlite"};
 static fixture pg_fx = {.engine = "postgres"};
+static fx_pg pg_server;
 
 /* The same DDL on both engines. */
 static const char *const ddl[] = {
@@ -193,28 +159,14 @@ static int setup_sqlite(void **state) {
 
 static int setup_pg(void **state) {
     *state = &pg_fx;
-    const char *url = getenv("EMS_TEST_PG_URL");
-    if (url && *url) {
-        snprintf(pg_fx.url, sizeof pg_fx.url, "%s", url);
-        return 0;
-    }
-    snprintf(pg_fx.pgdir, sizeof pg_fx.pgdir, "/tmp/ems-test-pg.XXXXXX");
-    if (!mkdtemp(pg_fx.pgdir)) return -1;
-    pg_fx.pgport = free_port();
-    if (pg_fx.pgport < 0) return -1;
-    if (run_cmd("bash %s/tests/lib/pg.sh start %s %d", source_dir(), pg_fx.pgdir, pg_fx.pgport) != 0) return -1;
-    if (run_cmd("bash %s/tests/lib/pg.sh createdb %s %d ems_consume", source_dir(), pg_fx.pgdir, pg_fx.pgport) != 0)
-        return -1;
-    snprintf(pg_fx.url, sizeof pg_fx.url, "postgresql://postgres@127.0.0.1:%d/ems_consume", pg_fx.pgport);
+    if (fx_pg_start(&pg_server, "ems_consume") != 0) return -1;
+    snprintf(pg_fx.url, sizeof pg_fx.url, "%s", pg_server.url);
     return 0;
 }
 
 static int teardown_pg(void **state) {
     (void)state;
-    if (pg_fx.pgdir[0]) {
-        run_cmd("bash %s/tests/lib/pg.sh stop %s", source_dir(), pg_fx.pgdir);
-        run_cmd("rm -rf %s", pg_fx.pgdir);
-    }
+    fx_pg_stop(&pg_server);
     return 0;
 }
 
@@ -371,8 +323,7 @@ static void test_verdict_mapping(void **state) {
     }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ems-test-consume.XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (!fx_tmpdir(tmpdir, sizeof tmpdir, "consume")) return 1;
     ems_log_set_rate(0, 0); /* every rejected line is counted */
     const struct CMUnitTest common[] = {
         cmocka_unit_test(test_verdict_mapping),
@@ -382,6 +333,6 @@ int main(void) {
     int failed = cmocka_run_group_tests_name("consume", common, NULL, NULL);
     failed += cmocka_run_group_tests_name("consume.sqlite", tests, setup_sqlite, NULL);
     failed += cmocka_run_group_tests_name("consume.postgres", tests, setup_pg, teardown_pg);
-    run_cmd("rm -rf %s", tmpdir);
+    fx_run("rm -rf %s", tmpdir);
     return failed ? 1 : 0;
 }

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "fixture.h"
 #include "http.h"
 #include "log.h"
 
@@ -366,8 +367,7 @@ static char *mint(const char *username, ems_role role, int64_t ttl) {
 static int setup(void **state) {
     (void)state;
     ems_log_set_level(EMS_LOG_WARN);
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/ems_test_http.XXXXXX");
-    if (!mkdtemp(fx.dir)) return -1;
+    if (!fx_tmpdir(fx.dir, sizeof fx.dir, "http")) return -1;
     char priv[128], pub[128], err[256];
     snprintf(priv, sizeof priv, "%s/jwt.key", fx.dir);
     snprintf(pub, sizeof pub, "%s/jwt.pub", fx.dir);

@@ -37,15 +37,12 @@
 #include <unistd.h>
 
 #include "bus_impl.h"
+#include "fixture.h"
 #include "log.h"
 #include "monitoring/monitoring.h"
 #include "reading.h"
 #include "replica.h"
 #include "roles.h"
-
-#ifndef EMS_SOURCE_DIR
-#define EMS_SOURCE_DIR "."
-#endif
 
 #define Q_IN "external.data.collection.queue"
 #define Q_PREFIX "internal.loadbalancer.monitoring.queue."
@@ -117,8 +114,7 @@ static char *mint(const char *id, const char *username, ems_role role) {
 static int setup(void **state) {
     (void)state;
     char err[256], path[256], id[EMS_ID_LEN];
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/ems-monitoring-test-XXXXXX");
-    if (!mkdtemp(fx.dir)) return -1;
+    if (!fx_tmpdir(fx.dir, sizeof fx.dir, "monitoring")) return -1;
     fx.conf = ems_conf_new();
     ems_conf_add(fx.conf, test_conf, sizeof test_conf / sizeof test_conf[0]);
     if (ems_conf_load(fx.conf, NULL, 0, NULL, err, sizeof err)) return -1;
@@ -684,40 +680,13 @@ static void test_devices_enriches_alerts_once(void **state) {
 /* ---- the batch consumer over PostgreSQL -------------------------------------------- */
 
 static struct {
-    char dir[64];
-    char url[160];
+    fx_pg server; /* quiet: pg.sh's output goes to <dir>.log */
     ems_store *store;
     ems_bus *bus;
     ems_outbox *outbox;
     ems_role_env env;
     monitoring_role role;
 } pg;
-
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run_cmd(const char *fmt, ...) {
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static const char *source_dir(void) {
-    const char *src = getenv("EMS_SOURCE_DIR");
-    return src && *src ? src : EMS_SOURCE_DIR;
-}
 
 static ems_verdict keep_rejected(const char *queue, const char *body, size_t len, void *ctx) {
     (void)queue;
@@ -730,23 +699,12 @@ static ems_verdict keep_rejected(const char *queue, const char *body, size_t len
 static int setup_pg(void **state) {
     (void)state;
     char err[256];
-    const char *given = getenv("EMS_TEST_PG_URL");
-    if (given && *given) {
-        snprintf(pg.url, sizeof pg.url, "%s", given);
-    } else {
-        int port = free_port();
-        /* A folder of its own: pg.sh hands it to the postgres user. */
-        snprintf(pg.dir, sizeof pg.dir, "/tmp/ems-monitoring-pg.XXXXXX");
-        if (!mkdtemp(pg.dir) || port < 0) return -1;
-        if (run_cmd("bash %s/tests/lib/pg.sh start %s %d >%s.log 2>&1", source_dir(), pg.dir, port, pg.dir) != 0 ||
-            run_cmd("bash %s/tests/lib/pg.sh createdb %s %d ems_monitoring_test >>%s.log 2>&1", source_dir(), pg.dir,
-                    port, pg.dir) != 0) {
-            fprintf(stderr, "test_monitoring: PostgreSQL did not start, see %s.log\n", pg.dir);
-            return -1;
-        }
-        snprintf(pg.url, sizeof pg.url, "postgresql://postgres@127.0.0.1:%d/ems_monitoring_test", port);
+    pg.server.quiet = 1;
+    if (fx_pg_start(&pg.server, "ems_monitoring_test") != 0) {
+        fprintf(stderr, "test_monitoring: PostgreSQL did not start, see %s.log\n", pg.server.dir);
+        return -1;
     }
-    if (ems_store_open(pg.url, 2, &pg.store, err, sizeof err)) return -1;
+    if (ems_store_open(pg.server.url, 2, &pg.store, err, sizeof err)) return -1;
     if (ems_store_migrate(pg.store, EMS_SOURCE_DIR "/sql/monitoring/postgres", err, sizeof err)) {
         fprintf(stderr, "migrate: %s\n", err);
         return -1;
@@ -765,10 +723,7 @@ static int teardown_pg(void **state) {
     ems_outbox_stop(pg.outbox);
     ems_bus_close(pg.bus);
     ems_store_close(pg.store);
-    if (pg.dir[0]) {
-        run_cmd("bash %s/tests/lib/pg.sh stop %s >>%s.log 2>&1", source_dir(), pg.dir, pg.dir);
-        run_cmd("rm -rf %s %s.log", pg.dir, pg.dir);
-    }
+    fx_pg_stop(&pg.server);
     return 0;
 }
 
@@ -932,7 +887,7 @@ static long pg_lock_waiters(void) {
     ems_store *probe = NULL;
     ems_rows *rows = NULL;
     long n = -1;
-    assert_int_equal(ems_store_open(pg.url, 1, &probe, err, sizeof err), EMS_OK);
+    assert_int_equal(ems_store_open(pg.server.url, 1, &probe, err, sizeof err), EMS_OK);
     ems_db *db = ems_store_get(probe);
     assert_non_null(db);
     if (ems_db_query(db, &rows, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", "") ==

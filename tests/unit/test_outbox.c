@@ -13,25 +13,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "auth.h"
 #include "bus.h"
+#include "fixture.h"
 #include "outbox.h"
 #include "store.h"
-
-#ifndef EMS_SOURCE_DIR
-#define EMS_SOURCE_DIR "."
-#endif
 
 #define QUEUE "internal.test.outbox.queue"
 #define MAX_SEEN 1024
@@ -39,8 +32,6 @@
 typedef struct {
     const char *engine;
     char url[512];
-    char pgdir[128];
-    int pgport;
     /* per test */
     ems_store *s;
     ems_bus *bus;
@@ -62,33 +53,6 @@ static char tmpdir[64];
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int run_cmd(const char *fmt, ...) {
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static const char *source_dir(void) {
-    const char *d = getenv("EMS_SOURCE_DIR");
-    return d && *d ? d : EMS_SOURCE_DIR;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
 }
 
 static ems_verdict on_event(const char *queue, const char *body, size_t len, void *ctx) {
@@ -166,6 +130,7 @@ static void assert_acked_in_order(int first, int last) {
 
 static fixture sqlite_fx = {.engine = "sqlite"};
 static fixture pg_fx = {.engine = "postgres"};
+static fx_pg pg_server;
 
 static const char *const ddl[][2] = {
     /* sqlite, postgres */
@@ -210,8 +175,7 @@ static int teardown_test(void **state) {
 
 static int make_tmpdir(void) {
     if (tmpdir[0]) return 0;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ems-test-outbox.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return fx_tmpdir(tmpdir, sizeof tmpdir, "outbox") ? 0 : -1;
 }
 
 static int setup_sqlite(void **state) {
@@ -223,28 +187,14 @@ static int setup_sqlite(void **state) {
 
 static int setup_pg(void **state) {
     *state = &pg_fx;
-    const char *url = getenv("EMS_TEST_PG_URL");
-    if (url && *url) {
-        snprintf(pg_fx.url, sizeof pg_fx.url, "%s", url);
-        return 0;
-    }
-    snprintf(pg_fx.pgdir, sizeof pg_fx.pgdir, "/tmp/ems-test-pg.XXXXXX");
-    if (!mkdtemp(pg_fx.pgdir)) return -1;
-    pg_fx.pgport = free_port();
-    if (pg_fx.pgport < 0) return -1;
-    if (run_cmd("bash %s/tests/lib/pg.sh start %s %d", source_dir(), pg_fx.pgdir, pg_fx.pgport) != 0) return -1;
-    if (run_cmd("bash %s/tests/lib/pg.sh createdb %s %d ems_outbox", source_dir(), pg_fx.pgdir, pg_fx.pgport) != 0)
-        return -1;
-    snprintf(pg_fx.url, sizeof pg_fx.url, "postgresql://postgres@127.0.0.1:%d/ems_outbox", pg_fx.pgport);
+    if (fx_pg_start(&pg_server, "ems_outbox") != 0) return -1;
+    snprintf(pg_fx.url, sizeof pg_fx.url, "%s", pg_server.url);
     return 0;
 }
 
 static int teardown_pg(void **state) {
     (void)state;
-    if (pg_fx.pgdir[0]) {
-        run_cmd("bash %s/tests/lib/pg.sh stop %s", source_dir(), pg_fx.pgdir);
-        run_cmd("rm -rf %s", pg_fx.pgdir);
-    }
+    fx_pg_stop(&pg_server);
     return 0;
 }
 
@@ -429,6 +379,6 @@ int main(void) {
     const struct CMUnitTest tests[] = TESTS;
     int failed = cmocka_run_group_tests_name("outbox.sqlite", tests, setup_sqlite, NULL);
     failed += cmocka_run_group_tests_name("outbox.postgres", tests, setup_pg, teardown_pg);
-    if (tmpdir[0]) run_cmd("rm -rf %s", tmpdir);
+    if (tmpdir[0]) fx_run("rm -rf %s", tmpdir);
     return failed ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include "bus.h"
 #include "encode.h"
 #include "faults.h"
+#include "fixture.h"
 #include "log.h"
 #include "profile.h"
 #include "rng.h"
@@ -590,10 +591,10 @@ static void test_config_errors_name_the_key(void **state) {
 
 static void test_config_round_trip(void **state) {
     (void)state;
-    char dir[] = "/tmp/test_sim.XXXXXX", path[128], err[512];
+    char dir[64], path[128], err[512];
     ems_sim_config a, b;
     char *ja, *jb;
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(fx_tmpdir(dir, sizeof dir, "sim"));
     snprintf(path, sizeof path, "%s/sim.json", dir);
     ems_sim_config_init(&a);
     ems_sim_config_init(&b);
@@ -640,12 +641,12 @@ static void test_config_round_trip(void **state) {
 
 static void test_csv_source(void **state) {
     (void)state;
-    char dir[] = "/tmp/test_sim.XXXXXX", path[128], err[512];
+    char dir[64], path[128], err[512];
     ems_sim_config c;
     ems_sim_opts o;
     run_ctx r;
     FILE *f;
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(fx_tmpdir(dir, sizeof dir, "sim"));
     snprintf(path, sizeof path, "%s/sensor.csv", dir);
     f = fopen(path, "w");
     fputs("measurement\n0.5\n\n0.25\n# comment\n1.0\n", f);

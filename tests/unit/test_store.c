@@ -13,31 +13,23 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "store.h"
 #include "store_impl.h"
-
-#ifndef EMS_SOURCE_DIR
-#define EMS_SOURCE_DIR "."
-#endif
 
 typedef struct {
     const char *engine;
     char url[512];
     ems_store *s;
-    char dir[256];   /* scratch folder for migration files */
-    char pgdir[256]; /* the private server's folder; empty if none */
-    int pgport;
+    char dir[256]; /* scratch folder for migration files */
 } fixture;
 
 static char tmpdir[128];
@@ -47,33 +39,6 @@ static char tmpdir[128];
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int run_cmd(const char *fmt, ...) {
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static const char *source_dir(void) {
-    const char *d = getenv("EMS_SOURCE_DIR");
-    return d && *d ? d : EMS_SOURCE_DIR;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
 }
 
 static void write_file(const char *dir, const char *name, const char *text) {
@@ -131,11 +96,11 @@ static void create_tv(ems_store *s) {
 
 static fixture sqlite_fx = {.engine = "sqlite"};
 static fixture pg_fx = {.engine = "postgres"};
+static fx_pg pg_server; /* dir empty: EMS_TEST_PG_URL's server, not ours to stop */
 
 static int make_tmpdir(void) {
     if (tmpdir[0]) return 0;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ems-test-store.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return fx_tmpdir(tmpdir, sizeof tmpdir, "store") ? 0 : -1;
 }
 
 static int open_fixture(fixture *fx) {
@@ -163,27 +128,11 @@ static int teardown_sqlite(void **state) {
     return 0;
 }
 
-static int pg_ctl(fixture *fx, const char *what) {
-    if (strcmp(what, "stop") == 0) return run_cmd("bash %s/tests/lib/pg.sh stop %s", source_dir(), fx->pgdir);
-    return run_cmd("bash %s/tests/lib/pg.sh start %s %d", source_dir(), fx->pgdir, fx->pgport);
-}
-
 static int setup_pg(void **state) {
     if (make_tmpdir() != 0) return -1;
     *state = &pg_fx;
-    const char *url = getenv("EMS_TEST_PG_URL");
-    if (url && *url) {
-        snprintf(pg_fx.url, sizeof pg_fx.url, "%s", url);
-        return open_fixture(&pg_fx);
-    }
-    /* A folder of its own: pg.sh hands it to the postgres user, who cannot enter tmpdir (0700). */
-    snprintf(pg_fx.pgdir, sizeof pg_fx.pgdir, "/tmp/ems-test-pg.XXXXXX");
-    if (!mkdtemp(pg_fx.pgdir)) return -1;
-    pg_fx.pgport = free_port();
-    if (pg_fx.pgport < 0 || pg_ctl(&pg_fx, "start") != 0) return -1;
-    if (run_cmd("bash %s/tests/lib/pg.sh createdb %s %d ems_test", source_dir(), pg_fx.pgdir, pg_fx.pgport) != 0)
-        return -1;
-    snprintf(pg_fx.url, sizeof pg_fx.url, "postgresql://postgres@127.0.0.1:%d/ems_test", pg_fx.pgport);
+    if (fx_pg_start(&pg_server, "ems_test") != 0) return -1;
+    snprintf(pg_fx.url, sizeof pg_fx.url, "%s", pg_server.url);
     return open_fixture(&pg_fx);
 }
 
@@ -191,10 +140,7 @@ static int teardown_pg(void **state) {
     (void)state;
     ems_store_close(pg_fx.s);
     pg_fx.s = NULL;
-    if (pg_fx.pgdir[0]) {
-        pg_ctl(&pg_fx, "stop");
-        run_cmd("rm -rf %s", pg_fx.pgdir);
-    }
+    fx_pg_stop(&pg_server);
     return 0;
 }
 
@@ -666,7 +612,7 @@ static void test_bad_urls(void **state) {
 /* The server goes away and comes back: callers see EMS_UNAVAILABLE, then it just works again. */
 static void test_pg_down_up(void **state) {
     fixture *fx = *state;
-    if (strcmp(fx->engine, "postgres") != 0 || !fx->pgdir[0]) skip();
+    if (strcmp(fx->engine, "postgres") != 0 || !pg_server.dir[0]) skip();
     create_tv(fx->s);
     ems_store *s = NULL;
     char err[256];
@@ -678,7 +624,7 @@ static void test_pg_down_up(void **state) {
     /* leave one connection of the fixture idle and connected, to be found dead later */
     assert_int_equal(count_rows(fx->s, "SELECT COUNT(*) FROM tv"), 1);
 
-    assert_int_equal(pg_ctl(fx, "stop"), 0);
+    assert_int_equal(fx_pg_down(&pg_server), 0);
     assert_int_equal(ems_db_exec(db, ins, "si", "during", (int64_t)2), EMS_UNAVAILABLE);
     assert_int_equal(ems_db_exec(db, ins, "si", "during", (int64_t)2), EMS_UNAVAILABLE);
     ems_store_put(s, db);
@@ -692,7 +638,7 @@ static void test_pg_down_up(void **state) {
     snprintf(dir, sizeof dir, "%s/m2", fx->dir);
     assert_int_equal(ems_store_migrate(late, dir, err, sizeof err), EMS_UNAVAILABLE);
 
-    assert_int_equal(pg_ctl(fx, "start"), 0);
+    assert_int_equal(fx_pg_up(&pg_server), 0);
     assert_int_equal(ems_store_ping(s), 1);
     assert_int_equal(ems_store_ping(late), 1);
     db = ems_store_get(s);
@@ -748,6 +694,6 @@ int main(void) {
     int failed = cmocka_run_group_tests_name("scanner", scanner, NULL, NULL);
     failed += cmocka_run_group_tests_name("sqlite", battery, setup_sqlite, teardown_sqlite);
     failed += cmocka_run_group_tests_name("postgres", battery, setup_pg, teardown_pg);
-    if (tmpdir[0]) run_cmd("rm -rf %s", tmpdir);
+    if (tmpdir[0]) fx_run("rm -rf %s", tmpdir);
     return failed ? 1 : 0;
 }

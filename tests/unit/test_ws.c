@@ -35,6 +35,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "conf.h"
+#include "fixture.h"
 #include "http.h"
 #include "log.h"
 #include "roles.h"
@@ -42,17 +43,8 @@
 #include "store.h"
 #include "ws/ws.h"
 
-#ifndef EMS_SOURCE_DIR
-#define EMS_SOURCE_DIR "."
-#endif
-
 #define NQ "internal.device.websocket.user.notification.queue"
 #define RQ "internal.auth.websocket.queue"
-
-static const char *source_dir(void) {
-    const char *d = getenv("EMS_SOURCE_DIR");
-    return d && *d ? d : EMS_SOURCE_DIR;
-}
 
 /* The keys of main.c's table that the role reads. */
 static const ems_conf_def test_conf[] = {
@@ -148,15 +140,14 @@ static int setup(void **state, int replicas) {
     fixture *fx = calloc(1, sizeof *fx);
     char err[256], url[128], pub[96], priv[96], mig[512];
     ems_log_set_level(EMS_LOG_WARN);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_ws.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (!fx_tmpdir(fx->dir, sizeof fx->dir, "ws")) {
         free(fx);
         return -1;
     }
     snprintf(url, sizeof url, "sqlite:%s/ws.db", fx->dir);
     snprintf(pub, sizeof pub, "%s/pub.pem", fx->dir);
     snprintf(priv, sizeof priv, "%s/priv.pem", fx->dir);
-    snprintf(mig, sizeof mig, "%s/sql/ws/sqlite", source_dir());
+    snprintf(mig, sizeof mig, "%s/sql/ws/sqlite", fx_source_dir());
     if (ems_store_open(url, 4, &fx->store, err, sizeof err) || ems_store_migrate(fx->store, mig, err, sizeof err) ||
         ems_bus_open("inproc:", &fx->bus, err, sizeof err) || ems_outbox_start(fx->store, fx->bus, &fx->outbox) ||
         ems_jwt_load(priv, pub, 1, &fx->jwt, err, sizeof err)) {
@@ -179,7 +170,6 @@ static int setup_two(void **state) { return setup(state, 2); }
 
 static int teardown(void **state) {
     fixture *fx = *state;
-    char cmd[128];
     ems_outbox_stop(fx->outbox); /* producers, then consumers, as main.c does */
     ems_bus_close(fx->bus);
     for (int i = 0; i < 2; i++) {
@@ -193,8 +183,7 @@ static int teardown(void **state) {
     free(tok_client1_b);
     free(tok_client2);
     free(tok_admin);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
-    if (system(cmd) != 0) fprintf(stderr, "teardown: cannot remove %s\n", fx->dir);
+    if (fx_run("rm -rf %s", fx->dir) != 0) fprintf(stderr, "teardown: cannot remove %s\n", fx->dir);
     free(fx);
     return 0;
 }
