@@ -5,7 +5,8 @@
 # letters of any size were kept per queue, and each post logged its lines.
 # Posts 60 bodies of ~1 MiB (one unknown device, ~10k readings each) with the
 # ingest token and checks that the server's RSS grows by less than 40 MiB
-# (the dead letters kept are bounded by bus_dlq_max_bytes, 8 MiB), that
+# (the dead letters kept are bounded by bus_dlq_max_bytes, 8 MiB; not in an
+# AddressSanitizer build, whose allocator keeps freed memory), that
 # every post is answered 202 and every reading counted in /metrics, that the
 # dropped dead letters are counted, and that the log has far fewer than 60
 # lines about them (log_rate_limit), with the rest counted in log.suppressed.
@@ -62,7 +63,12 @@ statuses = [post(body) for _ in range(POSTS)]
 growth = (rss_kib() - before) / 1024
 print(f"{POSTS} posts of {len(body)} bytes ({n} readings each) for an unknown device: RSS +{growth:.1f} MiB")
 check("every post answered 202", all(s == 202 for s in statuses), statuses)
-check("RSS grows by less than 40 MiB", growth < 40, f"{growth:.1f} MiB")
+with open(f"/proc/{PID}/maps") as f:
+    sanitized = "libasan" in f.read()
+if sanitized:  # ASan's quarantine and size-class caches keep freed memory: RSS says nothing here
+    print(f"SKIP RSS grows by less than 40 MiB — an AddressSanitizer build (+{growth:.1f} MiB); the normal build checks it")
+else:
+    check("RSS grows by less than 40 MiB", growth < 40, f"{growth:.1f} MiB")
 login = urllib.request.Request(BASE + "/api/auth/login", method="POST", headers={"Content-Type": "application/json"},
                                data=json.dumps({"username": os.environ["ADMIN_USERNAME"],
                                                 "password": os.environ["ADMIN_PASSWORD"]}).encode())
