@@ -54,6 +54,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 
 #define MAX_GROUPS 32 /* route tables: one per role is the norm */
 #define MAX_RAW 8     /* handlers registered with ems_http_raw_body */
@@ -86,22 +87,10 @@ typedef struct token_hook {
     struct token_hook *older;
 } token_hook;
 
-/* A client address as compared: 4 bytes for IPv4 (IPv4-mapped IPv6 too), 16 for IPv6. */
-typedef struct {
-    unsigned char len;
-    unsigned char b[16];
-} addr_key;
-
-/* An entry of conn_limit_exempt: an address and how many of its leading bits must match. */
-typedef struct {
-    addr_key net;
-    unsigned bits;
-} addr_rule;
-
 /* How many connections one address holds; freed when it holds none. */
 typedef struct addr_count {
     struct addr_count *next;
-    addr_key key;
+    ems_ip key;
     unsigned n;
 } addr_count;
 
@@ -131,7 +120,7 @@ struct ems_http {
     size_t max_body, max_header;
     unsigned max_per_ip, header_timeout_s;
     char *exempt_text;
-    addr_rule exempt[MAX_EXEMPT];
+    ems_cidr exempt[MAX_EXEMPT];
     size_t nexempt;
     ems_access metrics_access;
     char *metrics_token;
@@ -793,93 +782,12 @@ static enum MHD_Result serve_static(http_req *q) {
 
 /* ---- connections: per-address limit and header deadline -------------------- */
 
-/* The key of a socket address; 0 for a family that is not IP. */
-static int addr_key_of(const struct sockaddr *sa, addr_key *k) {
-    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    memset(k, 0, sizeof *k);
-    if (sa && sa->sa_family == AF_INET) {
-        k->len = 4;
-        memcpy(k->b, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-        return 1;
-    }
-    if (sa && sa->sa_family == AF_INET6) {
-        const unsigned char *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-        if (memcmp(a, v4_mapped, sizeof v4_mapped) == 0) {
-            k->len = 4;
-            memcpy(k->b, a + 12, 4);
-        } else {
-            k->len = 16;
-            memcpy(k->b, a, 16);
-        }
-        return 1;
-    }
-    return 0;
-}
-
-/* Parses "address" or "address/bits"; 0 if it is neither. */
-static int addr_rule_parse(const char *text, addr_rule *r) {
-    char addr[INET6_ADDRSTRLEN + 8];
-    size_t n = strcspn(text, "/");
-    if (n == 0 || n >= sizeof addr) return 0;
-    memcpy(addr, text, n);
-    addr[n] = '\0';
-    memset(r, 0, sizeof *r);
-    if (inet_pton(AF_INET, addr, r->net.b) == 1) r->net.len = 4;
-    else if (inet_pton(AF_INET6, addr, r->net.b) == 1) r->net.len = 16;
-    else return 0;
-    r->bits = r->net.len * 8u;
-    if (text[n] == '/') {
-        char *end;
-        errno = 0;
-        unsigned long bits = strtoul(text + n + 1, &end, 10);
-        if (errno || end == text + n + 1 || *end || bits > r->bits) return 0;
-        r->bits = (unsigned)bits;
-    }
-    return 1;
-}
-
-/* Fills h->exempt from the comma-separated text; on a bad entry names it in err. */
-static ems_rc exempt_parse(ems_http *h, char *err, size_t errlen) {
-    h->nexempt = 0;
-    for (const char *p = h->exempt_text; p && *p;) {
-        p += strspn(p, " ,");
-        size_t n = strcspn(p, " ,");
-        if (n == 0) break;
-        char entry[INET6_ADDRSTRLEN + 8] = "";
-        if (n < sizeof entry) memcpy(entry, p, n);
-        if (h->nexempt == MAX_EXEMPT) {
-            snprintf(err, errlen, "conn_limit_exempt: more than %d entries", MAX_EXEMPT);
-            return EMS_BAD_REQUEST;
-        }
-        if (n >= sizeof entry || !addr_rule_parse(entry, &h->exempt[h->nexempt])) {
-            snprintf(err, errlen, "conn_limit_exempt: '%.*s' is not an IP address or CIDR", (int)(n < 64 ? n : 64), p);
-            return EMS_BAD_REQUEST;
-        }
-        h->nexempt++;
-        p += n;
-    }
-    return EMS_OK;
-}
-
-static int addr_exempt(const ems_http *h, const addr_key *k) {
-    for (size_t i = 0; i < h->nexempt; i++) {
-        const addr_rule *r = &h->exempt[i];
-        if (r->net.len != k->len) continue;
-        unsigned whole = r->bits / 8, rest = r->bits % 8;
-        if (memcmp(r->net.b, k->b, whole) != 0) continue;
-        unsigned char mask = (unsigned char)(0xff << (8 - rest));
-        if (rest && ((r->net.b[whole] ^ k->b[whole]) & mask)) continue;
-        return 1;
-    }
-    return 0;
-}
-
 /* Whether the per-address limit applies to this address at all. */
-static int addr_counted(const ems_http *h, const struct sockaddr *sa, addr_key *k) {
-    return h->max_per_ip && addr_key_of(sa, k) && !addr_exempt(h, k);
+static int addr_counted(const ems_http *h, const struct sockaddr *sa, ems_ip *k) {
+    return h->max_per_ip && ems_ip_of_sockaddr(sa, k) && !ems_cidr_list_match(h->exempt, h->nexempt, k);
 }
 
-static addr_count **addr_slot(ems_http *h, const addr_key *k) {
+static addr_count **addr_slot(ems_http *h, const ems_ip *k) {
     unsigned hash = 2166136261u; /* FNV-1a */
     for (unsigned i = 0; i < k->len; i++) hash = (hash ^ k->b[i]) * 16777619u;
     addr_count **slot = &h->counts[hash % ADDR_BUCKETS];
@@ -895,7 +803,7 @@ static addr_count **addr_slot(ems_http *h, const addr_key *k) {
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len) {
     ems_http *h = cls;
     (void)len;
-    addr_key k;
+    ems_ip k;
     if (!addr_counted(h, sa, &k)) return MHD_YES;
     pthread_mutex_lock(&h->conn_lock);
     addr_count *c = *addr_slot(h, &k);
@@ -921,7 +829,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **ctx,
         if (!t) return; /* untracked: MHD's idle timeout still holds */
         t->fd = fd_info->connect_fd;
         track_wait(t, h->header_timeout_s);
-        addr_key k;
+        ems_ip k;
         pthread_mutex_lock(&h->conn_lock);
         if (addr_counted(h, addr_info ? addr_info->client_addr : NULL, &k)) {
             addr_count **slot = addr_slot(h, &k);
@@ -1517,7 +1425,11 @@ ems_rc ems_http_start(ems_http *h, char *err, size_t errlen) {
         if (h->static_root_len == 1) h->static_root_len = 0; /* "/": every resolved path is under it */
     }
 
-    if (exempt_parse(h, err, errlen) != EMS_OK) return EMS_BAD_REQUEST;
+    char why[128];
+    if (ems_cidr_list_parse(h->exempt_text, h->exempt, MAX_EXEMPT, &h->nexempt, why, sizeof why) != EMS_OK) {
+        snprintf(err, errlen, "conn_limit_exempt: %s", why);
+        return EMS_BAD_REQUEST;
+    }
     if (h->want_port < 0 || h->want_port > 65535) {
         snprintf(err, errlen, "port %d is out of range", h->want_port);
         return EMS_BAD_REQUEST;

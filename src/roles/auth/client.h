@@ -13,20 +13,14 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "netaddr.h"
 
-#define AUTH_IP_LEN 46 /* INET6_ADDRSTRLEN */
+#define AUTH_IP_LEN EMS_IP_TEXT_MAX
 #define AUTH_MAX_PROXIES 16
 
-/* An address range: family (4 or 6), the address, and how many leading bits must match. */
 typedef struct {
-    int family;
-    unsigned char addr[16];
-    int bits;
-} auth_cidr;
-
-typedef struct {
-    auth_cidr cidr[AUTH_MAX_PROXIES];
-    int n;
+    ems_cidr cidr[AUTH_MAX_PROXIES];
+    size_t n;
 } auth_proxies;
 
 /*
