@@ -16,7 +16,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ $# -eq 1 ] || { echo "usage: $0 <path-to-ems-binary>"; exit 2; }
-work=$(mktemp -d /tmp/ems-deadletters.XXXXXX)
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+work=$(make_tmp deadletters 700)
 trap 'rm -rf "$work"' EXIT
 
 cat >"$work/deadletters.py" <<'PY'

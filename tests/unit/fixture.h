@@ -127,4 +127,36 @@ static inline void fx_pg_stop(fx_pg *pg) {
     pg->dir[0] = '\0';
 }
 
+/*
+ * What the code under test writes to stderr (its log) between fx_capture_start
+ * and fx_capture_end, kept in an unnamed temporary file.
+ */
+typedef struct {
+    FILE *file;
+    int saved; /* the real stderr */
+} fx_capture;
+
+static inline int fx_capture_start(fx_capture *c) {
+    fflush(stderr);
+    if (!(c->file = tmpfile())) return -1;
+    c->saved = dup(STDERR_FILENO);
+    if (c->saved < 0 || dup2(fileno(c->file), STDERR_FILENO) < 0) return -1;
+    return 0;
+}
+
+/* Restores stderr and returns what was written (malloc'd, NUL-terminated), or NULL. */
+static inline char *fx_capture_end(fx_capture *c) {
+    fflush(stderr);
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    long size = fseek(c->file, 0, SEEK_END) == 0 ? ftell(c->file) : -1;
+    char *text = size >= 0 ? malloc((size_t)size + 1) : NULL;
+    if (text) {
+        rewind(c->file);
+        text[fread(text, 1, (size_t)size, c->file)] = '\0';
+    }
+    fclose(c->file);
+    return text;
+}
+
 #endif

@@ -45,8 +45,6 @@ typedef struct {
 } probe;
 
 static char tmpdir[64];
-static int saved_stderr = -1;
-static char capture_path[128];
 
 static ems_rc probe_check(json_t *ev, void *arg) {
     probe *p = arg;
@@ -89,27 +87,18 @@ static int64_t count_rows(fixture *fx, const char *sql) {
     return n;
 }
 
-static void capture_start(void) {
-    snprintf(capture_path, sizeof capture_path, "%s/log.XXXXXX", tmpdir);
-    int fd = mkstemp(capture_path);
-    assert_true(fd >= 0);
-    saved_stderr = dup(STDERR_FILENO);
-    assert_true(dup2(fd, STDERR_FILENO) >= 0);
-    close(fd);
-}
+static fx_capture captured;
+
+static void capture_start(void) { assert_int_equal(fx_capture_start(&captured), 0); }
 
 /* Restores stderr; returns how many lines since capture_start hold `needle`. */
 static int capture_count(const char *needle) {
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    FILE *f = fopen(capture_path, "r");
-    assert_non_null(f);
-    char line[1024];
+    char *text = fx_capture_end(&captured), *save = NULL;
+    assert_non_null(text);
     int n = 0;
-    while (fgets(line, sizeof line, f))
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
         if (strstr(line, needle)) n++;
-    fclose(f);
-    unlink(capture_path);
+    free(text);
     return n;
 }
 

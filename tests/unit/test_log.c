@@ -18,32 +18,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "log.h"
 
-static int saved_stderr = -1;
-static char capture_path[64];
+static fx_capture captured;
 
-static void capture_start(void) {
-    snprintf(capture_path, sizeof capture_path, "/tmp/test_log.XXXXXX");
-    int fd = mkstemp(capture_path);
-    assert_true(fd >= 0);
-    saved_stderr = dup(STDERR_FILENO);
-    assert_true(dup2(fd, STDERR_FILENO) >= 0);
-    close(fd);
-}
+static void capture_start(void) { assert_int_equal(fx_capture_start(&captured), 0); }
 
 /* Restores stderr; returns what was written meanwhile (malloc'd). */
 static char *capture_end(void) {
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    FILE *f = fopen(capture_path, "r");
-    assert_non_null(f);
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    unlink(capture_path);
-    return strdup(buf);
+    char *text = fx_capture_end(&captured);
+    assert_non_null(text);
+    return text;
 }
 
 static int count_of(const char *text, const char *needle) {
